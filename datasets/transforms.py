@@ -1,0 +1,96 @@
+"""Resizing, cropping and padding of frames and masks.
+
+Resizes use PIL, like the original's `scipy.misc.imresize` (bilinear for images, nearest for
+masks, sizes rounded half-to-even). Training crops use torchvision.transforms.v2 on the whole
+clip at once, so every frame of a clip gets the same crop (the original drew one per frame).
+"""
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+PAD_MULTIPLE = 32
+
+
+def resized_shape(height: int, width: int, mode: str, size) -> tuple[int, int]:
+    """Output (H, W) of a resize mode (SPEC 6.3)."""
+    if mode == "unchanged":
+        return height, width
+    if mode == "fixed_size":
+        return (size[0], size[0]) if len(size) == 1 else (size[0], size[1])
+    factor = min(size) / min(height, width)
+    return int(np.round(height * factor)), int(np.round(width * factor))
+
+
+def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (h, w, 3), PIL bilinear."""
+    if image.shape[:2] == tuple(shape):
+        return image
+    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BILINEAR))
+
+
+def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 (H, W) -> uint8 (h, w), PIL nearest."""
+    if labels.shape[:2] == tuple(shape):
+        return labels
+    return np.asarray(Image.fromarray(labels).resize((shape[1], shape[0]), Image.NEAREST))
+
+
+def padding_for(height: int, width: int, multiple: int = PAD_MULTIPLE):
+    """((top, bottom), (left, right)) zero padding to a multiple; the odd pixel goes bottom/right."""
+    pads = []
+    for size in (height, width):
+        total = (multiple - size % multiple) % multiple
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+def pad_clip(clip: torch.Tensor, pad) -> torch.Tensor:
+    """Zero-pad the last two dims of a tensor by ((top, bottom), (left, right))."""
+    (top, bottom), (left, right) = pad
+    return torch.nn.functional.pad(clip, (left, right, top, bottom))
+
+
+def crop_padding(array, pad):
+    """Undo `pad_clip` on the last two dims."""
+    (top, bottom), (left, right) = pad
+    height, width = array.shape[-2:]
+    return array[..., top:height - bottom, left:width - right]
+
+
+def build_train_transform(mode: str, size):
+    """Joint clip augmentation for training (one random draw per clip).
+
+    resize_short_edge_and_crop: a random crop of `size` after the short-edge resize, padded with
+    zeros where the frame is smaller (the original stretched such frames, defect 17).
+    """
+    if mode != "resize_short_edge_and_crop":
+        return None
+    return v2.RandomCrop((size[0], size[1]), pad_if_needed=True)
+
+
+def prepare_training_clip(images: list[np.ndarray], masks: list[np.ndarray], mode: str, size,
+                          crop) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames uint8 (H, W, 3) and masks uint8 (H, W) -> images float (3, T, H', W') in [0, 1]
+    and masks uint8 (1, T, H', W'), resized, cropped and padded to a multiple of 32."""
+    shape = resized_shape(*images[0].shape[:2], mode, size)
+    video = np.stack([resize_image(image, shape) for image in images])     # (T, H, W, 3)
+    labels = np.stack([resize_labels(mask, shape) for mask in masks])      # (T, H, W)
+    video = tv_tensors.Video(torch.from_numpy(video).permute(0, 3, 1, 2))  # (T, 3, H, W)
+    labels = tv_tensors.Mask(torch.from_numpy(labels)[:, None])            # (T, 1, H, W)
+    if crop is not None:
+        video, labels = crop(video, labels)
+    pad = padding_for(*video.shape[-2:])
+    images_out = pad_clip(video.as_subclass(torch.Tensor).float() / 255, pad).permute(1, 0, 2, 3)
+    masks_out = pad_clip(labels.as_subclass(torch.Tensor), pad).permute(1, 0, 2, 3)
+    return images_out.contiguous(), masks_out.contiguous()
+
+
+def prepare_test_frame(image: np.ndarray, mode: str, size) -> tuple[torch.Tensor, tuple]:
+    """uint8 (H, W, 3) -> float (3, H', W') in [0, 1], resized and zero-padded; and the pad."""
+    frame = resize_image(image, resized_shape(*image.shape[:2], mode, size))
+    pad = padding_for(*frame.shape[:2])
+    tensor = torch.from_numpy(frame).permute(2, 0, 1).float() / 255
+    return pad_clip(tensor, pad), pad

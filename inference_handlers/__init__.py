@@ -1,0 +1,15 @@
+"""Inference: the engine (per-frame probabilities), writers (files) and metrics (J)."""
+
+from inference_handlers.engine import SaliencyEngine
+from utils.registry import pick
+
+ENGINES = {"saliency": SaliencyEngine}
+
+
+def build_engine(cfg, model, device):
+    engine_class = pick(ENGINES, cfg.inference.engine, "inference engine")
+    return engine_class(model, clip_length=cfg.input.clip_length,
+                        clip_overlap=cfg.inference.clip_overlap, dense=cfg.inference.dense,
+                        tail=cfg.inference.tail, resize_mode=cfg.input.test_resize,
+                        resize_size=cfg.input.test_size, device=device,
+                        precision=cfg.train.precision)

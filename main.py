@@ -1,0 +1,83 @@
+"""3DC-Seg: train, infer and evaluate from a YAML run config.
+
+    python main.py -c run_configs/demo.yaml --task train
+    python main.py -c run_configs/demo.yaml --task infer --wts saved_models/demo/last.pth
+    python main.py -c run_configs/demo.yaml --task infer --wts ... inference.dense=true
+"""
+
+import argparse
+import logging
+import sys
+
+from utils.errors import UserError
+
+logger = logging.getLogger("main")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="run config (YAML), e.g. run_configs/demo.yaml")
+    parser.add_argument("--task", choices=("train", "infer", "eval"), default="train",
+                        help="train: fit the model; infer: write masks and J; eval: J only, no files")
+    parser.add_argument("--wts", "-w", help="checkpoint: ours or the original 3DC-Seg format "
+                                            "(required for infer/eval; for train, initial weights)")
+    parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
+    return parser.parse_args(argv)
+
+
+def run_train(cfg, run, wts) -> None:
+    from utils.train import train
+    summary = train(cfg, run, wts)
+    val = f", val J {summary['val_J']:.3f}" if summary["val_J"] is not None else ""
+    logger.info("finished training: %d epochs, %d iterations in %.0f s, last mean loss %.4f%s; "
+                "checkpoint %s", summary["epochs"], summary["iterations"], summary["seconds"],
+                summary["loss"], val, run.model_dir / "last.pth")
+
+
+def run_infer(cfg, run, wts, write_masks: bool = True) -> None:
+    from datasets import index_sequences
+    from inference_handlers import build_engine
+    from inference_handlers.inference import run_inference
+    from inference_handlers.writers import write_metrics
+    from network import build_model
+    from network.weights import load_model_weights
+
+    if not wts:
+        raise UserError(f"--task {'infer' if write_masks else 'eval'} needs --wts <checkpoint>")
+    model = build_model(cfg.model)
+    load_model_weights(model, wts)
+    model.to(run.device)
+    sequences = index_sequences(cfg.data, "test")
+    summary = run_inference(build_engine(cfg, model, run.device), sequences,
+                            results_dir=run.results_dir if write_masks else None)
+    summary.update(config=cfg.name, checkpoint=str(wts))
+    if write_masks:
+        write_metrics(run.results_dir / "metrics.json", summary)
+    mean_j = "n/a (no ground truth)" if summary["mean_J"] is None else f"{summary['mean_J']:.4f}"
+    logger.info("%d sequences, %d annotated frames: mean J %s%s", len(sequences), summary["num_frames"],
+                mean_j, f"; masks and metrics.json in {run.results_dir}" if write_masks else "")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        from utils.config import load_config, validate
+        from utils.run import setup_run
+        cfg = load_config(args.config, args.overrides)
+        validate(cfg, args.task)
+        run = setup_run(cfg, args.task)
+        if args.task == "train":
+            run_train(cfg, run, args.wts)
+        else:
+            run_infer(cfg, run, args.wts, write_masks=args.task == "infer")
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

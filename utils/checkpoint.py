@@ -1,0 +1,43 @@
+"""Our checkpoint format: a dict written atomically with `torch.save`.
+
+    {"format": CHECKPOINT_FORMAT, "model": state_dict, "optimizer": ..., "scaler": ...,
+     "epoch": int, "iteration": int, "config": resolved config as a plain dict}
+
+Files a user passes in are read with `torch.load(..., weights_only=True)`.
+"""
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from datasets.io import atomic_write
+from utils.errors import UserError
+
+CHECKPOINT_FORMAT = "3dcseg-rebuild/1"
+logger = logging.getLogger(__name__)
+
+
+def save_checkpoint(path, *, model_state: dict, epoch: int, iteration: int, config: dict,
+                    optimizer_state: dict | None = None, scaler_state: dict | None = None) -> None:
+    """Write a checkpoint in our format (temp file + rename)."""
+    payload = {"format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
+               "scaler": scaler_state, "epoch": epoch, "iteration": iteration, "config": config}
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    logger.info("saved checkpoint %s (epoch %d, iteration %d)", path, epoch, iteration)
+
+
+def read_torch_file(path) -> object:
+    """`torch.load` a user-supplied file safely, turning every failure into one clear line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
+            ValueError, OSError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"cannot read {path} as a PyTorch checkpoint "
+                        f"(truncated, or not a checkpoint?): {first_line}") from error

@@ -1,0 +1,67 @@
+"""Run setup shared by every task: logging, seed, device, folders, autocast."""
+
+import contextlib
+import logging
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.errors import UserError
+
+SAVED_MODELS = Path("saved_models")
+RESULTS = Path("results")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Run:
+    model_dir: Path    # saved_models/<name>: checkpoints, config.yaml, train.log, tensorboard
+    results_dir: Path  # results/<name>: masks and metrics.json
+    device: torch.device
+
+
+def select_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("device = cuda, but no CUDA device is available (use device=auto or cpu)")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def setup_logging(log_file: Path | None = None) -> None:
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_run(cfg, task: str) -> Run:
+    """Logging to the console and to a log file, seed, device and output folders."""
+    run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name,
+              device=select_device(cfg.device))
+    log_dir = run.model_dir if task == "train" else run.results_dir
+    setup_logging(log_dir / f"{task}.log")
+    seed_everything(cfg.seed)
+    if run.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    logging.getLogger(__name__).info("task %s, config '%s', device %s", task, cfg.name, run.device)
+    return run
+
+
+def autocast_for(device: torch.device, precision: str):
+    """Autocast context for bf16 / fp16 on CUDA; fp32 (and every CPU run) gets none."""
+    if device.type != "cuda" or precision not in AUTOCAST_DTYPES:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=AUTOCAST_DTYPES[precision])

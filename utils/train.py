@@ -1,0 +1,123 @@
+"""`--task train`: plain functions, no hook framework.
+
+train() builds data, model and optimiser, then for every epoch runs train_one_epoch(), writes
+saved_models/<name>/last.pth and, every `train.validate_every` epochs, validate() with the same
+engine that `--task infer` uses.
+"""
+
+import logging
+import time
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from datasets import build_train_dataset, index_sequences
+from datasets.io import atomic_write
+from inference_handlers import build_engine
+from inference_handlers.inference import run_inference
+from loss import LOSSES
+from loss.segmentation import clip_iou
+from network import build_model
+from network.weights import load_backbone_weights, load_model_weights
+from utils.checkpoint import save_checkpoint
+from utils.config import dump_yaml, to_dict
+from utils.run import autocast_for
+from utils.errors import UserError
+from utils.registry import pick
+
+logger = logging.getLogger(__name__)
+
+
+def learning_rate(solver, epoch: int) -> float:
+    """base_lr * gamma ** (number of milestones m with epoch > m); milestone 10 = decay from
+    epoch 11 on, the original's effective schedule (SPEC 8.2)."""
+    return solver.base_lr * solver.lr_gamma ** sum(epoch > m for m in solver.lr_milestones)
+
+
+def train_one_epoch(model, loader, optimizer, loss_fn, *, device, precision, scaler, writer,
+                    epoch: int, iteration: int) -> tuple[int, float]:
+    """One pass over the loader; returns the new iteration count and the mean loss."""
+    model.train()
+    total_loss, steps = 0.0, 0
+    progress = tqdm(loader, desc=f"epoch {epoch}", unit="clip batch", leave=False)
+    for batch in progress:
+        images = batch["images"].to(device, non_blocking=True)   # (N, 3, T, H, W)
+        masks = batch["masks"].to(device, non_blocking=True)     # (N, 1, T, H, W)
+        with autocast_for(device, precision):
+            logits = model(images)                               # (N, 2, T, H, W)
+            loss = loss_fn(logits, masks)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        iteration += 1
+        total_loss, steps = total_loss + loss.item(), steps + 1
+        iou = clip_iou(logits.detach(), masks)
+        writer.add_scalar("train/loss", loss.item(), iteration)
+        writer.add_scalar("train/iou", iou, iteration)
+        progress.set_postfix(loss=f"{loss.item():.4f}", iou=f"{iou:.3f}")
+    return iteration, total_loss / max(steps, 1)
+
+
+def validate(engine, sequences, writer, epoch: int) -> float | None:
+    """Mean J of the engine's masks on the test sequences, logged to tensorboard."""
+    summary = run_inference(engine, sequences, results_dir=None, show_progress=False)
+    if summary["mean_J"] is not None:
+        writer.add_scalar("val/J", summary["mean_J"], epoch)
+    return summary["mean_J"]
+
+
+def train(cfg, run, weights_path: str | None = None) -> dict:
+    """Train as configured; returns {"epochs", "iterations", "loss", "val_J", "seconds"}."""
+    start_time = time.time()
+    model = build_model(cfg.model)
+    if cfg.model.backbone_weights:
+        load_backbone_weights(model.encoder, cfg.model.backbone_weights)
+    if weights_path:
+        load_model_weights(model, weights_path)
+    model.to(run.device)
+    dataset = build_train_dataset(cfg)
+    test_sequences = index_sequences(cfg.data, "test") if cfg.train.validate_every else []
+    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
+                        num_workers=cfg.loader.num_workers, pin_memory=run.device.type == "cuda",
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    if len(loader) == 0:
+        raise UserError(f"the training set has {len(dataset)} clips, "
+                        f"fewer than train.batch_size = {cfg.train.batch_size}")
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                                 lr=cfg.solver.base_lr, weight_decay=cfg.solver.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=run.device.type == "cuda" and cfg.train.precision == "fp16")
+    loss_fn = pick(LOSSES, cfg.train.loss, "loss")
+    engine = build_engine(cfg, model, run.device)
+    run.model_dir.mkdir(parents=True, exist_ok=True)
+    config_text = dump_yaml(cfg)
+    atomic_write(run.model_dir / "config.yaml", lambda tmp: open(tmp, "w").write(config_text))
+    logger.info("resolved config:\n%s", config_text)
+    logger.info("%d training sequences, %d clips per epoch; %d test sequences; %.2fM parameters",
+                len(dataset.sequences), len(dataset), len(test_sequences),
+                sum(p.numel() for p in model.parameters()) / 1e6)
+    writer = SummaryWriter(run.model_dir / "tensorboard")
+    iteration, mean_loss, val_j = 0, float("nan"), None
+    for epoch in range(cfg.train.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg.solver, epoch)
+        writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch)
+        dataset.set_epoch(epoch)
+        iteration, mean_loss = train_one_epoch(
+            model, loader, optimizer, loss_fn, device=run.device, precision=cfg.train.precision,
+            scaler=scaler, writer=writer, epoch=epoch, iteration=iteration)
+        message = f"epoch {epoch + 1}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
+        last_epoch = epoch + 1 == cfg.train.epochs
+        if test_sequences and ((epoch + 1) % cfg.train.validate_every == 0 or last_epoch):
+            val_j = validate(engine, test_sequences, writer, epoch)
+            message += f", val J {val_j:.3f}" if val_j is not None else ""
+        logger.info("%s (%.0f s elapsed)", message, time.time() - start_time)
+        save_checkpoint(run.model_dir / "last.pth", model_state=model.state_dict(), epoch=epoch,
+                        iteration=iteration, config=to_dict(cfg), optimizer_state=optimizer.state_dict(),
+                        scaler_state=scaler.state_dict())
+    writer.close()
+    return {"epochs": cfg.train.epochs, "iterations": iteration, "loss": mean_loss, "val_J": val_j,
+            "seconds": time.time() - start_time}
+
