@@ -8,6 +8,7 @@
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from utils.errors import UserError
 
@@ -23,6 +24,13 @@ def parse_args(argv=None):
                                             "(required for infer/eval; for train, initial weights)")
     parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
     return parser.parse_args(argv)
+
+
+def check_weights_argument(task: str, wts: str | None) -> None:
+    if task != "train" and not wts:
+        raise UserError(f"--task {task} needs --wts <checkpoint>, e.g. saved_models/<name>/last.pth")
+    if wts and not Path(wts).is_file():
+        raise UserError(f"--wts: file not found: {wts}")
 
 
 def run_train(cfg, run, wts) -> None:
@@ -42,8 +50,6 @@ def run_infer(cfg, run, wts, write_masks: bool = True) -> None:
     from network import build_model
     from network.weights import load_model_weights
 
-    if not wts:
-        raise UserError(f"--task {'infer' if write_masks else 'eval'} needs --wts <checkpoint>")
     model = build_model(cfg.model)
     load_model_weights(model, wts)
     model.to(run.device)
@@ -65,6 +71,7 @@ def main(argv=None) -> int:
         from utils.run import setup_run
         cfg = load_config(args.config, args.overrides)
         validate(cfg, args.task)
+        check_weights_argument(args.task, args.wts)
         run = setup_run(cfg, args.task)
         if args.task == "train":
             run_train(cfg, run, args.wts)

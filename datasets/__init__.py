@@ -8,8 +8,10 @@ from pathlib import Path
 
 from datasets.clip_dataset import ClipDataset
 from datasets.davis import index_davis
+from datasets.fbms import index_fbms
 from datasets.sequence import Sequence
 from datasets.synthetic import ensure_synthetic_davis
+from datasets.visal import index_visal
 from utils.registry import pick
 
 
@@ -25,6 +27,8 @@ def index_synthetic(root, split: str, synthetic_config) -> list[Sequence]:
 DATASETS = {
     "davis": lambda root, split, data_config: index_davis(root, split),
     "synthetic": lambda root, split, data_config: index_synthetic(root, split, data_config.synthetic),
+    "fbms": lambda root, split, data_config: index_fbms(root, split),
+    "visal": lambda root, split, data_config: index_visal(root, split),
 }
 
 

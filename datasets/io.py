@@ -31,7 +31,7 @@ def voc_palette(num_colors: int = 256) -> list[int]:
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as a uint8 (H, W, 3) RGB array."""
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.array(image.convert("RGB"))
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -39,7 +39,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     with Image.open(path) as image:
         if image.mode not in ("P", "L", "1"):
             image = image.convert("L")
-        return np.asarray(image, dtype=np.uint8)
+        return np.array(image, dtype=np.uint8)
 
 
 def atomic_write(path: str | Path, write_fn) -> None:

@@ -36,8 +36,8 @@ SPLITS = ("train", "val")
 PIXEL_NOISE_SIGMA = 3.0
 BACKGROUND_SMOOTHING = 2.5
 SPRITE_SMOOTHING = 1.0
-SPRITE_COLOUR_OFFSET = 30.0  # the sprite's mean colour stays near the background's
-SPRITE_SIZE_RANGE = (0.12, 0.25)  # sprite height as a fraction of the frame height
+SPRITE_COLOUR_OFFSET = 70.0  # sprites stand out from the background; only motion tells the copies apart
+SPRITE_SIZE_RANGE = (0.3, 0.5)  # sprite height as a fraction of the frame height
 SPEED_RANGE = (1.5, 4.0)  # pixels per frame
 PLACEMENT_ATTEMPTS = 50
 

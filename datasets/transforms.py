@@ -28,14 +28,14 @@ def resize_image(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """uint8 (H, W, 3) -> uint8 (h, w, 3), PIL bilinear."""
     if image.shape[:2] == tuple(shape):
         return image
-    return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BILINEAR))
+    return np.array(Image.fromarray(image).resize((shape[1], shape[0]), Image.BILINEAR))
 
 
 def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """uint8 (H, W) -> uint8 (h, w), PIL nearest."""
     if labels.shape[:2] == tuple(shape):
         return labels
-    return np.asarray(Image.fromarray(labels).resize((shape[1], shape[0]), Image.NEAREST))
+    return np.array(Image.fromarray(labels).resize((shape[1], shape[0]), Image.NEAREST))
 
 
 def padding_for(height: int, width: int, multiple: int = PAD_MULTIPLE):

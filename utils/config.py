@@ -53,12 +53,12 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    train: str = "davis"  # training dataset: davis | synthetic
+    train: str = "davis"  # training dataset: davis | synthetic | fbms | visal
     train_root: str = "data/DAVIS"  # folder of the training dataset
-    train_split: str = "2017/train.txt"  # sequence list under ImageSets/ (DAVIS layout)
-    test: str = "davis"  # validation / inference dataset: davis | synthetic
+    train_split: str = "2017/train.txt"  # DAVIS: list under ImageSets/; FBMS: Trainingset | Testset; ViSal: unused
+    test: str = "davis"  # validation / inference dataset: davis | synthetic | fbms | visal
     test_root: str = "data/DAVIS"  # folder of the test dataset
-    test_split: str = "2016/val.txt"  # sequence list under ImageSets/ (DAVIS layout)
+    test_split: str = "2016/val.txt"  # DAVIS: list under ImageSets/; FBMS: Trainingset | Testset; ViSal: unused
     max_temporal_gap: int = 12  # a training clip draws clip_length frames from this many frames after its start
     clips_per_sequence: int = 0  # training clips per sequence and epoch; 0 = one per frame (original)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # generated when a root is missing
@@ -115,8 +115,8 @@ CHOICES = {
     "model.bn_mode": ("frozen", "train"),
     "input.train_resize": ("unchanged", "fixed_size", "resize_short_edge", "resize_short_edge_and_crop"),
     "input.test_resize": ("unchanged", "fixed_size", "resize_short_edge"),
-    "data.train": ("davis", "synthetic"),
-    "data.test": ("davis", "synthetic"),
+    "data.train": ("davis", "synthetic", "fbms", "visal"),
+    "data.test": ("davis", "synthetic", "fbms", "visal"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "train.loss": ("ce", "bce_fg"),
     "solver.optimizer": ("adam",),

@@ -1,0 +1,93 @@
+import pytest
+
+from utils.config import Config, from_dict, load_config, to_dict, validate
+from utils.errors import UserError
+
+from conftest import REPO_ROOT, TINY_CONFIG
+
+
+def write(tmp_path, text, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_run_config_inherits_base_and_overrides(tmp_path):
+    write(tmp_path, "name: base\ntrain: {epochs: 7, batch_size: 3}\n", "base.yaml")
+    cfg = load_config(write(tmp_path, "_BASE_: base.yaml\nname: mine\ntrain: {epochs: 2}\n"))
+    assert (cfg.name, cfg.train.epochs, cfg.train.batch_size) == ("mine", 2, 3)
+    assert cfg.solver.base_lr == Config().solver.base_lr
+
+
+def test_unknown_key_names_file_dotted_key_and_suggestion(tmp_path):
+    path = write(tmp_path, "inference:\n  clip_overlp: 2\n")
+    with pytest.raises(UserError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert str(path) in message and "inference.clip_overlp" in message and "clip_overlap" in message
+
+
+def test_wrong_type_is_an_error(tmp_path):
+    with pytest.raises(UserError, match="train.epochs"):
+        load_config(write(tmp_path, "train: {epochs: many}\n"))
+    with pytest.raises(UserError, match="inference.dense"):
+        load_config(write(tmp_path, "inference: {dense: 1}\n"))
+
+
+def test_int_accepted_where_float_expected(tmp_path):
+    cfg = load_config(write(tmp_path, "solver: {base_lr: 1}\n"))
+    assert cfg.solver.base_lr == 1.0 and isinstance(cfg.solver.base_lr, float)
+
+
+def test_cli_overrides_are_typed_and_checked(tmp_path):
+    path = write(tmp_path, "name: x\n")
+    cfg = load_config(path, ["inference.dense=true", "model.depths=[1,1,1,1]"])
+    assert cfg.inference.dense is True and cfg.model.depths == [1, 1, 1, 1]
+    with pytest.raises(UserError, match="command line.*inference.denser"):
+        load_config(path, ["inference.denser=true"])
+    with pytest.raises(UserError, match="section.key=value"):
+        load_config(path, ["inference.dense"])
+
+
+def test_base_may_not_chain(tmp_path):
+    write(tmp_path, "_BASE_: other.yaml\n", "base.yaml")
+    with pytest.raises(UserError, match="one level"):
+        load_config(write(tmp_path, "_BASE_: base.yaml\n"))
+
+
+def test_validate_checks_enums_and_overlap(tmp_path):
+    cfg = load_config(TINY_CONFIG)
+    cfg.inference.clip_overlap = cfg.input.clip_length
+    with pytest.raises(UserError, match="clip_overlap"):
+        validate(cfg, "infer")
+    cfg = load_config(TINY_CONFIG, ["train.precision=fp8"])
+    with pytest.raises(UserError, match="train.precision"):
+        validate(cfg, "train")
+
+
+def test_validate_checks_only_the_roots_the_task_reads(tmp_path):
+    cfg = load_config(TINY_CONFIG, [f"data.test_root={tmp_path}", "data.train_root=/nonexistent/x"])
+    validate(cfg, "infer")
+    with pytest.raises(UserError, match="data.train_root"):
+        validate(cfg, "train")
+
+
+def test_config_round_trips_through_dict():
+    cfg = load_config(TINY_CONFIG)
+    assert from_dict(to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize("name", ["demo", "bmvc_final", "bmvc_final_dense", "bmvc_fbms", "bmvc_visal"])
+def test_shipped_run_configs_load(name):
+    cfg = load_config(REPO_ROOT / "run_configs" / f"{name}.yaml")
+    assert cfg.name == name
+    assert not any(part.startswith("/") for part in (cfg.data.train_root, cfg.data.test_root))
+
+
+def test_paper_config_values():
+    cfg = load_config(REPO_ROOT / "run_configs" / "bmvc_final.yaml")
+    assert cfg.model.depths == [3, 8, 36, 3] and cfg.model.width == 64
+    assert cfg.input.clip_length == 8 and cfg.inference.clip_overlap == 3
+    assert cfg.data.max_temporal_gap == 12 and cfg.solver.base_lr == 5e-5 and cfg.train.batch_size == 2
+    assert cfg.input.test_size == [480] and cfg.input.test_resize == "resize_short_edge"
+    assert load_config(REPO_ROOT / "run_configs" / "bmvc_final_dense.yaml").inference.dense is True
