@@ -23,7 +23,7 @@ def parse_args(argv=None):
     parser.add_argument("--wts", "-w", help="checkpoint: ours or the original 3DC-Seg format "
                                             "(required for infer/eval; for train, initial weights)")
     parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def check_weights_argument(task: str, wts: str | None) -> None:

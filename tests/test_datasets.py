@@ -78,7 +78,7 @@ def test_pad_and_crop_round_trip():
 def test_test_frame_is_bilinear_resized_like_pil():
     image = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
     tensor, pad = prepare_test_frame(image, "resize_short_edge", [40])
-    expected = np.asarray(Image.fromarray(image).resize((60, 40), Image.BILINEAR))
+    expected = np.array(Image.fromarray(image).resize((60, 40), Image.BILINEAR))
     assert torch.equal(crop_padding(tensor, pad), torch.from_numpy(expected).permute(2, 0, 1).float() / 255)
 
 

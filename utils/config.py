@@ -125,9 +125,12 @@ CHOICES = {
 }
 
 
-def _closest(key: str, valid) -> str:
+def _closest(key: str, valid, prefix: str) -> str:
+    """'; did you mean section.key?' for the closest valid keys, else the list of valid keys."""
     matches = difflib.get_close_matches(key, list(valid), n=3, cutoff=0.5)
-    return f"; did you mean {' or '.join(matches)}?" if matches else f"; valid keys: {', '.join(valid)}"
+    if matches:
+        return f"; did you mean {' or '.join(prefix + match for match in matches)}?"
+    return f"; valid keys: {', '.join(prefix + name for name in valid)}"
 
 
 def _check_value(value, hint, where: str):
@@ -151,7 +154,7 @@ def _merge(target, values: dict, source: str, prefix: str = "") -> None:
     for key, value in values.items():
         dotted = f"{prefix}{key}"
         if key not in hints:
-            raise UserError(f"{source}: unknown key '{dotted}'{_closest(key, hints)}")
+            raise UserError(f"{source}: unknown key '{dotted}'{_closest(key, hints, prefix)}")
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
