@@ -253,7 +253,7 @@ def validate(cfg: Config, task: str) -> None:
             raise UserError(f"{key} must be [height, width] or [short_edge], got {_get(cfg, key)}")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 0:
         raise UserError("train.batch_size must be >= 1 and train.epochs >= 0")
-    roots = {"train": ("train", "test"), "infer": ("test",), "eval": ("test",)}[task]
+    roots = {"train": ("train", "test"), "infer": ("test",), "eval": ("test",), "benchmark": ()}[task]
     for split in roots:
         kind, root = _get(cfg, f"data.{split}"), Path(_get(cfg, f"data.{split}_root"))
         if kind != "synthetic" and not root.is_dir():
