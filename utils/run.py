@@ -33,12 +33,21 @@ def select_device(name: str) -> torch.device:
 
 
 def setup_logging(log_file: Path | None = None) -> None:
+    """INFO logging to stderr and `log_file`; replaces the handlers of an earlier call only."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "is_3dcseg_handler", False)]:
+        root.removeHandler(handler)
+        handler.close()
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for handler in handlers:
+        handler.is_3dcseg_handler = True
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
 
 
 def seed_everything(seed: int) -> None:

@@ -7,6 +7,7 @@ engine that `--task infer` uses.
 
 import logging
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -69,32 +70,46 @@ def validate(engine, sequences, writer, epoch: int) -> float | None:
     return summary["mean_J"]
 
 
-def train(cfg, run, weights_path: str | None = None) -> dict:
-    """Train as configured; returns {"epochs", "iterations", "loss", "val_J", "seconds"}."""
-    start_time = time.time()
+def build_model_for_training(cfg, run, weights_path: str | None):
+    """The configured model with backbone weights and/or a checkpoint's weights, on the device."""
     model = build_model(cfg.model)
     if cfg.model.backbone_weights:
         load_backbone_weights(model.encoder, cfg.model.backbone_weights)
     if weights_path:
         load_model_weights(model, weights_path)
-    model.to(run.device)
-    dataset = build_train_dataset(cfg)
-    test_sequences = index_sequences(cfg.data, "test") if cfg.train.validate_every else []
+    return model.to(run.device)
+
+
+def build_loader(cfg, dataset, device) -> DataLoader:
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.loader.num_workers, pin_memory=run.device.type == "cuda",
+                        num_workers=cfg.loader.num_workers, pin_memory=device.type == "cuda",
                         generator=torch.Generator().manual_seed(cfg.seed))
     if len(loader) == 0:
         raise UserError(f"the training set has {len(dataset)} clips, "
                         f"fewer than train.batch_size = {cfg.train.batch_size}")
+    return loader
+
+
+def write_resolved_config(cfg, model_dir: Path) -> None:
+    """Log the resolved config and write it to saved_models/<name>/config.yaml."""
+    config_text = dump_yaml(cfg)
+    atomic_write(model_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_text))
+    logger.info("resolved config:\n%s", config_text)
+
+
+def train(cfg, run, weights_path: str | None = None) -> dict:
+    """Train as configured; returns {"epochs", "iterations", "loss", "val_J", "seconds"}."""
+    start_time = time.time()
+    model = build_model_for_training(cfg, run, weights_path)
+    dataset = build_train_dataset(cfg)
+    loader = build_loader(cfg, dataset, run.device)
+    test_sequences = index_sequences(cfg.data, "test") if cfg.train.validate_every else []
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
                                  lr=cfg.solver.base_lr, weight_decay=cfg.solver.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=run.device.type == "cuda" and cfg.train.precision == "fp16")
     loss_fn = pick(LOSSES, cfg.train.loss, "loss")
     engine = build_engine(cfg, model, run.device)
-    run.model_dir.mkdir(parents=True, exist_ok=True)
-    config_text = dump_yaml(cfg)
-    atomic_write(run.model_dir / "config.yaml", lambda tmp: open(tmp, "w").write(config_text))
-    logger.info("resolved config:\n%s", config_text)
+    write_resolved_config(cfg, run.model_dir)
     logger.info("%d training sequences, %d clips per epoch; %d test sequences; %.2fM parameters",
                 len(dataset.sequences), len(dataset), len(test_sequences),
                 sum(p.numel() for p in model.parameters()) / 1e6)
@@ -109,8 +124,7 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
             model, loader, optimizer, loss_fn, device=run.device, precision=cfg.train.precision,
             scaler=scaler, writer=writer, epoch=epoch, iteration=iteration)
         message = f"epoch {epoch + 1}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
-        last_epoch = epoch + 1 == cfg.train.epochs
-        if test_sequences and ((epoch + 1) % cfg.train.validate_every == 0 or last_epoch):
+        if test_sequences and ((epoch + 1) % cfg.train.validate_every == 0 or epoch + 1 == cfg.train.epochs):
             val_j = validate(engine, test_sequences, writer, epoch)
             message += f", val J {val_j:.3f}" if val_j is not None else ""
         logger.info("%s (%.0f s elapsed)", message, time.time() - start_time)
@@ -120,4 +134,3 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
     writer.close()
     return {"epochs": cfg.train.epochs, "iterations": iteration, "loss": mean_loss, "val_J": val_j,
             "seconds": time.time() - start_time}
-
