@@ -55,7 +55,8 @@ def run_infer(cfg, run, wts, write_masks: bool = True) -> None:
     model.to(run.device)
     sequences = index_sequences(cfg.data, "test")
     summary = run_inference(build_engine(cfg, model, run.device), sequences,
-                            results_dir=run.results_dir if write_masks else None)
+                            results_dir=run.results_dir if write_masks else None,
+                            mask_names=cfg.inference.mask_names)
     summary.update(config=cfg.name, checkpoint=str(wts))
     if write_masks:
         write_metrics(run.results_dir / "metrics.json", summary)

@@ -37,7 +37,8 @@ def index_fbms(root, split: str) -> list[Sequence]:
         mask_folder = root / MASK_DIRS[split] / folder.name
         mask_paths = {index: mask_folder / f"{path.stem}.png" for index, path in enumerate(frame_paths)
                       if (mask_folder / f"{path.stem}.png").is_file()}
-        sequences.append(Sequence(folder.name, frame_paths, mask_paths))
+        sequences.append(Sequence(folder.name, frame_paths, mask_paths,
+                                  frame_numbers=tuple(frame_number(path) for path in frame_paths)))
     if not sequences:
         raise UserError(f"no FBMS sequences with .jpg frames under {frame_root}")
     return sequences

@@ -12,8 +12,10 @@ from inference_handlers.writers import write_mask
 logger = logging.getLogger(__name__)
 
 
-def run_inference(engine, sequences, results_dir: Path | None = None, show_progress: bool = True) -> dict:
-    """Predict every sequence; write PNGs under results_dir (if given); return the J summary."""
+def run_inference(engine, sequences, results_dir: Path | None = None, show_progress: bool = True,
+                  mask_names: str = "frame_name") -> dict:
+    """Predict every sequence; write PNGs under results_dir (if given) named by `mask_names`
+    (see Sequence.output_name); return the J summary."""
     engine.model.eval()
     per_sequence_j = {}
     total_frames = sum(sequence.num_frames for sequence in sequences)
@@ -23,7 +25,8 @@ def run_inference(engine, sequences, results_dir: Path | None = None, show_progr
             for prediction in engine.predict(sequence):
                 labels = prediction.labels()
                 if results_dir is not None:
-                    write_mask(results_dir, sequence.name, sequence.frame_name(prediction.index), labels)
+                    write_mask(results_dir, sequence.name,
+                               sequence.output_name(prediction.index, mask_names), labels)
                 if prediction.index in sequence.mask_paths:
                     ground_truth = read_mask(sequence.mask_paths[prediction.index]) != 0
                     per_sequence_j[sequence.name].append(region_similarity(labels, ground_truth))

@@ -93,6 +93,8 @@ def test_index_fbms_orders_frames_by_number_and_keeps_sparse_masks(tmp_path):
     (sequence,) = index_fbms(tmp_path, "Testset")
     assert [p.name for p in sequence.frame_paths] == ["cars1_1.jpg", "cars1_2.jpg", "cars1_10.jpg"]
     assert sequence.annotated_indices == [2]
+    assert sequence.output_name(2, "frame_name") == "cars1_10"
+    assert sequence.output_name(2, "original_index") == "00010"  # the original's frame number
 
 
 def test_index_visal_takes_bmp_then_png_and_flat_ground_truth(tmp_path):
@@ -105,6 +107,7 @@ def test_index_visal_takes_bmp_then_png_and_flat_ground_truth(tmp_path):
     (sequence,) = index_visal(tmp_path)
     assert [p.name for p in sequence.frame_paths] == ["boat_001.bmp", "boat_002.png"]
     assert sequence.annotated_indices == [1]
+    assert sequence.output_name(1, "original_index") == "00001"  # the original's list position
 
 
 def test_synthetic_source_is_generated_on_first_use(tmp_path):

@@ -87,6 +87,7 @@ class InferenceConfig:
     engine: str = "saliency"  # inference engine: saliency (sliding-window softmax averaging)
     clip_overlap: int = 3  # frames shared by consecutive windows; windows start every clip_length - clip_overlap frames
     dense: bool = False  # true: a window starts at every frame
+    mask_names: str = "frame_name"  # output PNG names: frame_name (the frame's file stem) | original_index (original: 5-digit frame number; FBMS number in the name, else position)
     tail: str = "shift_back"  # windows at the end: shift_back (full windows, each frame counted once) | repeat_first (original: pad with copies of the window's first frame, every copy counts)
 
 
@@ -122,6 +123,7 @@ CHOICES = {
     "solver.optimizer": ("adam",),
     "inference.engine": ("saliency",),
     "inference.tail": ("shift_back", "repeat_first"),
+    "inference.mask_names": ("frame_name", "original_index"),
 }
 
 
