@@ -12,15 +12,20 @@ from datasets.fbms import index_fbms
 from datasets.sequence import Sequence
 from datasets.synthetic import ensure_synthetic_davis
 from datasets.visal import index_visal
+from utils.errors import UserError
 from utils.registry import pick
 
 
 def index_synthetic(root, split: str, synthetic_config) -> list[Sequence]:
-    """The generated motion dataset (DAVIS layout); generated first if `root` is missing."""
-    ensure_synthetic_davis(Path(root), num_train=synthetic_config.num_train,
-                           num_val=synthetic_config.num_val, num_frames=synthetic_config.num_frames,
-                           height=synthetic_config.height, width=synthetic_config.width,
-                           seed=synthetic_config.seed)
+    """The generated motion dataset (DAVIS layout); generated first if `root` is missing. An
+    existing dataset is reused as it is, whatever `synthetic_config` says."""
+    try:
+        ensure_synthetic_davis(Path(root), num_train=synthetic_config.num_train,
+                               num_val=synthetic_config.num_val, num_frames=synthetic_config.num_frames,
+                               height=synthetic_config.height, width=synthetic_config.width,
+                               seed=synthetic_config.seed)
+    except ValueError as error:
+        raise UserError(f"synthetic dataset: {error}") from error
     return index_davis(root, split)
 
 

@@ -117,3 +117,11 @@ def test_synthetic_source_is_generated_on_first_use(tmp_path):
     sequences = index_sequences(cfg.data, "test")
     assert len(sequences) == 2 and sequences[0].num_frames == 4
     assert (tmp_path / "synth/ImageSets/2017/val.txt").is_file()
+
+
+def test_synthetic_source_refuses_a_foreign_non_empty_folder(tmp_path):
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "notes.txt").write_text("mine")
+    cfg = load_config(TINY_CONFIG, ["data.test=synthetic", f"data.test_root={tmp_path / 'synth'}"])
+    with pytest.raises(UserError, match="non-empty"):
+        index_sequences(cfg.data, "test")
