@@ -3,9 +3,11 @@
 import logging
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from datasets.io import read_mask
+from datasets.transforms import resize_labels
 from inference_handlers.metrics import region_similarity, summarise
 from inference_handlers.writers import write_mask
 
@@ -28,10 +30,15 @@ def run_inference(engine, sequences, results_dir: Path | None = None, show_progr
                     write_mask(results_dir, sequence.name,
                                sequence.output_name(prediction.index, mask_names), labels)
                 if prediction.index in sequence.mask_paths:
-                    ground_truth = read_mask(sequence.mask_paths[prediction.index]) != 0
-                    per_sequence_j[sequence.name].append(region_similarity(labels, ground_truth))
+                    per_sequence_j[sequence.name].append(
+                        frame_j(labels, sequence.mask_paths[prediction.index]))
                 progress.update(1)
             if per_sequence_j[sequence.name]:
-                progress.set_postfix(sequence=sequence.name,
-                                     J=f"{sum(per_sequence_j[sequence.name]) / len(per_sequence_j[sequence.name]):.3f}")
+                progress.set_postfix(sequence=sequence.name, J=f"{np.mean(per_sequence_j[sequence.name]):.3f}")
     return summarise(per_sequence_j)
+
+
+def frame_j(labels: np.ndarray, mask_path: Path) -> float:
+    """J of a label map against a ground-truth mask (any non-zero id is foreground)."""
+    ground_truth = read_mask(mask_path) != 0
+    return region_similarity(resize_labels(labels, ground_truth.shape), ground_truth)

@@ -11,6 +11,8 @@ from inference_handlers.engine import SaliencyEngine
 from inference_handlers.inference import run_inference
 from inference_handlers.metrics import region_similarity, summarise
 
+from conftest import write_mini_davis
+
 
 class PositionModel(torch.nn.Module):
     """Foreground logit = image brightness + position of the frame within the clip, so that a
@@ -66,14 +68,16 @@ def test_repeat_first_counts_every_copy_of_the_start_frame(mini_davis):
     assert torch.allclose(prediction.probabilities, expected, atol=1e-6)
 
 
-def test_engine_holds_at_most_one_window_of_frames(mini_davis, monkeypatch):
-    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
-    engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
+@pytest.mark.parametrize("tail", ["repeat_first", "shift_back"])
+def test_engine_holds_at_most_one_window_of_frames(tmp_path, monkeypatch, tail):
+    root = write_mini_davis(tmp_path / "long", names=("long",), num_frames=40)
+    (sequence,) = index_davis(root, "2017/val.txt")
+    engine = make_engine(tail, clip_length=4, clip_overlap=1)
     loaded = []
     original_load = engine._load
     monkeypatch.setattr(engine, "_load", lambda seq, f: loaded.append(f) or original_load(seq, f))
-    for _ in engine.predict(sequence):
-        pass
+    for yielded, _ in enumerate(engine.predict(sequence), start=1):
+        assert len(loaded) - yielded < engine.clip_length  # frames held, independent of length
     assert sorted(loaded) == list(range(sequence.num_frames))  # each frame read once
 
 
