@@ -39,6 +39,13 @@ def test_int_accepted_where_float_expected(tmp_path):
     assert cfg.solver.base_lr == 1.0 and isinstance(cfg.solver.base_lr, float)
 
 
+def test_exponent_without_dot_is_a_float(tmp_path):
+    cfg = load_config(write(tmp_path, "solver: {base_lr: 1e-4}\n"), ["solver.lr_gamma=5e-1"])
+    assert cfg.solver.base_lr == 1e-4 and cfg.solver.lr_gamma == 0.5
+    with pytest.raises(UserError, match="solver.base_lr"):
+        load_config(write(tmp_path, "solver: {base_lr: fast}\n"))
+
+
 def test_cli_overrides_are_typed_and_checked(tmp_path):
     path = write(tmp_path, "name: x\n")
     cfg = load_config(path, ["inference.dense=true", "model.depths=[1,1,1,1]"])

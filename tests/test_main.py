@@ -62,3 +62,27 @@ def test_non_checkpoint_weights_end_with_one_clear_line(tmp_path, tiny_args):
     result = run_main(tiny_args + ["--task", "infer", "--wts", "notes.pth"], tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot read")
+
+
+def test_backbone_weights_are_loaded_at_the_start_of_training(tmp_path, monkeypatch, tiny_args, caplog):
+    from network import build_model
+    from utils.config import load_config
+    monkeypatch.chdir(tmp_path)
+    encoder = build_model(load_config(TINY_CONFIG).model).encoder
+    backbone = {key: torch.rand_like(value) + 0.5 if value.is_floating_point() else value
+                for key, value in encoder.state_dict().items() if key not in ("mean", "std")}
+    torch.save(backbone, tmp_path / "backbone.pth")
+    caplog.set_level("INFO")
+    args = tiny_args + ["--task", "train", "model.backbone_weights=backbone.pth", "model.bn_mode=frozen",
+                        "solver.base_lr=0.0", "train.validate_every=0"]
+    assert main.main(args) == 0
+    assert "3dcseg format" in caplog.text
+    trained = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)["model"]
+    for key, value in backbone.items():  # lr 0 and frozen BN: the encoder is the backbone file
+        assert torch.equal(trained[f"encoder.{key}"], value), key
+
+
+def test_diverged_training_stops_with_one_clear_line(tmp_path, tiny_args):
+    result = run_main(tiny_args + ["--task", "train", "solver.base_lr=1e30"], tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "diverged" in result.stderr.strip().splitlines()[-1]

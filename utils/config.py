@@ -145,6 +145,11 @@ def _check_value(value, hint, where: str):
         return [_check_value(item, item_hint, f"{where}[{i}]") for i, item in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
         raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value

@@ -49,6 +49,9 @@ def train_one_epoch(model, loader, optimizer, loss_fn, *, device, precision, sca
         with autocast_for(device, precision):
             logits = model(images)                               # (N, 2, T, H, W)
             loss = loss_fn(logits, masks)
+        if not scaler.is_enabled() and not torch.isfinite(loss):
+            raise UserError(f"training diverged: the loss is {loss.item()} at iteration {iteration + 1} "
+                            f"(epoch {epoch}); try a lower solver.base_lr")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
