@@ -195,7 +195,7 @@ def detect_backbone_format(obj) -> BackboneSource | None:
     if not isinstance(obj, dict):
         return None
     for name, prefix, marker in FORMAT_MARKERS:
-        if prefix + marker in obj:
+        if getattr(obj.get(prefix + marker), "ndim", 0) == 5:  # a 3D convolution's weight
             return BackboneSource(name, obj, prefix)
     return None
 

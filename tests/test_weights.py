@@ -601,3 +601,13 @@ def test_convert_cli_exits_2_with_one_line_on_a_bad_file(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: cannot read")
     assert not (tmp_path / "out.pth").exists()
+
+
+def test_a_2d_resnet_state_dict_is_not_taken_for_an_ircsn_backbone(tmp_path):
+    from torchvision.models import resnet18
+    path = tmp_path / "resnet18.pth"
+    torch.save(resnet18().state_dict(), path)
+    with pytest.raises(UserError, match="not an ir-CSN backbone file"):
+        load_backbone_weights(tiny_encoder(), path)
+    with pytest.raises(UserError, match="not a 3DC-Seg model checkpoint"):
+        load_model_weights(tiny_model(), path)

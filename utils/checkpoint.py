@@ -38,6 +38,7 @@ def read_torch_file(path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
             ValueError, OSError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        first_line = text.splitlines()[0].split(". ")[0] if text else type(error).__name__
         raise UserError(f"cannot read {path} as a PyTorch checkpoint "
                         f"(truncated, or not a checkpoint?): {first_line}") from error
