@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from utils.errors import UserError
+from utils.errors import UserError, report
 
 logger = logging.getLogger("main")
 
@@ -79,10 +79,9 @@ def main(argv=None) -> int:
         else:
             run_infer(cfg, run, args.wts, write_masks=args.task == "infer")
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report(error)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        sys.stderr.write("interrupted\n")
         return 130
     return 0
 

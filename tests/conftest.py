@@ -33,6 +33,13 @@ def write_mini_davis(root: Path, names=("bear", "cows"), num_frames=10, height=6
     return root
 
 
+@pytest.fixture(scope="module")
+def model_state():
+    """Random tensors in the shape of the tiny weight-test model (tests/weight_files.py)."""
+    from weight_files import random_like, tiny_model
+    return random_like(tiny_model().state_dict(), seed=0)
+
+
 @pytest.fixture
 def mini_davis(tmp_path) -> Path:
     return write_mini_davis(tmp_path / "DAVIS")

@@ -21,7 +21,7 @@ from inference_handlers.writers import write_metrics
 from loss import LOSSES
 from network import build_model
 from utils.config import load_config, validate
-from utils.errors import UserError
+from utils.errors import UserError, report
 from utils.run import autocast_for, setup_run
 
 logger = logging.getLogger("benchmark")
@@ -92,8 +92,7 @@ def main(argv=None) -> int:
         run = setup_run(cfg, "benchmark")
         results = measure(cfg, run.device, args.height, args.width, args.iterations)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report(error)
     summary = {"config": cfg.name, "device": str(run.device), "gpu": torch.cuda.get_device_name(run.device)
                if run.device.type == "cuda" else None, "precision": cfg.train.precision,
                "clip": [cfg.input.clip_length, args.height, args.width], "batch_size": cfg.train.batch_size,
