@@ -31,6 +31,7 @@ def test_train_then_infer_writes_checkpoint_masks_and_metrics(tmp_path, monkeypa
     for sequence in ("bear", "cows"):
         assert len(list((tmp_path / "results/tiny" / sequence).glob("*.png"))) == 10
     metrics = json.loads((tmp_path / "results/tiny/metrics.json").read_text())
+    assert "clips_per_sequence: 2" in (tmp_path / "results/tiny/config.yaml").read_text()
     assert set(metrics["sequences"]) == {"bear", "cows"} and 0 <= metrics["mean_J"] <= 1
     assert metrics["num_frames"] == 20
 

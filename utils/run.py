@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datasets.io import atomic_write
+from utils.config import dump_yaml
 from utils.errors import UserError
 
 SAVED_MODELS = Path("saved_models")
@@ -50,6 +52,13 @@ def setup_logging(log_file: Path | None = None) -> None:
     root.setLevel(logging.INFO)
 
 
+def write_resolved_config(cfg, run_dir: Path) -> None:
+    """Log the resolved config and write it to <run_dir>/config.yaml."""
+    config_text = dump_yaml(cfg)
+    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_text))
+    logging.getLogger(__name__).info("resolved config:\n%s", config_text)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -60,8 +69,9 @@ def setup_run(cfg, task: str) -> Run:
     """Logging to the console and to a log file, seed, device and output folders."""
     run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name,
               device=select_device(cfg.device))
-    log_dir = run.model_dir if task == "train" else run.results_dir
-    setup_logging(log_dir / f"{task}.log")
+    run_dir = run.model_dir if task == "train" else run.results_dir
+    setup_logging(run_dir / f"{task}.log")
+    write_resolved_config(cfg, run_dir)
     seed_everything(cfg.seed)
     if run.device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -7,7 +7,6 @@ engine that `--task infer` uses.
 
 import logging
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -15,7 +14,6 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets import build_train_dataset, index_sequences
-from datasets.io import atomic_write
 from inference_handlers import build_engine
 from inference_handlers.inference import run_inference
 from loss import LOSSES
@@ -23,7 +21,7 @@ from loss.segmentation import clip_iou
 from network import build_model
 from network.weights import load_backbone_weights, load_model_weights
 from utils.checkpoint import save_checkpoint
-from utils.config import dump_yaml, to_dict
+from utils.config import to_dict
 from utils.run import autocast_for
 from utils.errors import UserError
 from utils.registry import pick
@@ -93,13 +91,6 @@ def build_loader(cfg, dataset, device) -> DataLoader:
     return loader
 
 
-def write_resolved_config(cfg, model_dir: Path) -> None:
-    """Log the resolved config and write it to saved_models/<name>/config.yaml."""
-    config_text = dump_yaml(cfg)
-    atomic_write(model_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_text))
-    logger.info("resolved config:\n%s", config_text)
-
-
 def train(cfg, run, weights_path: str | None = None) -> dict:
     """Train as configured; returns {"epochs", "iterations", "loss", "val_J", "seconds"}."""
     start_time = time.time()
@@ -112,7 +103,6 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
     scaler = torch.amp.GradScaler("cuda", enabled=run.device.type == "cuda" and cfg.train.precision == "fp16")
     loss_fn = pick(LOSSES, cfg.train.loss, "loss")
     engine = build_engine(cfg, model, run.device)
-    write_resolved_config(cfg, run.model_dir)
     logger.info("%d training sequences, %d clips per epoch; %d test sequences; %.2fM parameters",
                 len(dataset.sequences), len(dataset), len(test_sequences),
                 sum(p.numel() for p in model.parameters()) / 1e6)
