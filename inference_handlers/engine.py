@@ -45,33 +45,39 @@ class SaliencyEngine:
         self.precision = precision
 
     def _load(self, sequence: Sequence, index: int):
+        """Frame `index` as a (3, H, W) tensor on the device, its padding and its size on disk."""
         image = read_rgb(sequence.frame_paths[index])
         tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
-        return tensor, pad, image.shape[:2]
+        return tensor.to(self.device), pad, image.shape[:2]
 
     @torch.no_grad()
     def _window_probabilities(self, clip: torch.Tensor) -> torch.Tensor:
-        """(3, T, H, W) -> (K, T, H, W) float32 softmax probabilities on the CPU."""
+        """(3, T, H, W) -> (K, T, H, W) float32 softmax probabilities, on the device."""
         with autocast_for(self.device, self.precision):
-            logits = self.model(clip[None].to(self.device, non_blocking=True))
-        return torch.softmax(logits.float(), dim=1)[0].cpu()
+            logits = self.model(clip[None])
+        return torch.softmax(logits.float(), dim=1)[0]
 
     def predict(self, sequence: Sequence) -> Iterator[FramePrediction]:
-        """Yield one FramePrediction per covered frame, in frame order."""
+        """Yield one FramePrediction per covered frame, in frame order.
+
+        Frames and running sums stay on the device; a frame's mean moves to the CPU once.
+        """
         windows = sliding_windows(sequence.num_frames, self.clip_length, self.stride, self.tail)
         cache, sums, counts = {}, {}, {}
         for position, window in enumerate(windows):
             for frame in set(window.frames) - cache.keys():
                 cache[frame] = self._load(sequence, frame)
-            clip = torch.stack([cache[frame][0] for frame in window.frames], dim=1)
-            probabilities = self._window_probabilities(clip)
+            clip = torch.stack([cache[frame][0] for frame in window.frames], dim=1)  # (3, T, H, W)
+            probabilities = self._window_probabilities(clip)                          # (K, T, H, W)
             for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
                 if counted:
-                    sums[frame] = sums[frame] + probabilities[:, t] if frame in sums else probabilities[:, t].clone()
+                    sums[frame] = probabilities[:, t] + sums[frame] if frame in sums else probabilities[:, t]
                     counts[frame] = counts.get(frame, 0) + 1
-            next_first = min(windows[position + 1].frames) if position + 1 < len(windows) else sequence.num_frames
+            is_last = position + 1 == len(windows)
+            next_first = sequence.num_frames if is_last else min(windows[position + 1].frames)
             for frame in sorted(f for f in sums if f < next_first):
                 _, pad, shape = cache[frame]
-                yield FramePrediction(frame, sums.pop(frame) / counts.pop(frame), pad, shape)
+                mean = (sums.pop(frame) / counts.pop(frame)).cpu()
+                yield FramePrediction(frame, mean, pad, shape)
             for frame in [f for f in cache if f < next_first]:
                 del cache[frame]
