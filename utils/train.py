@@ -6,6 +6,7 @@ engine that `--task infer` uses.
 """
 
 import logging
+import math
 import time
 
 import torch
@@ -22,9 +23,9 @@ from network import build_model
 from network.weights import load_backbone_weights, load_model_weights
 from utils.checkpoint import save_checkpoint
 from utils.config import to_dict
-from utils.run import autocast_for
 from utils.errors import UserError
 from utils.registry import pick
+from utils.run import autocast_for
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +48,20 @@ def train_one_epoch(model, loader, optimizer, loss_fn, *, device, precision, sca
         with autocast_for(device, precision):
             logits = model(images)                               # (N, 2, T, H, W)
             loss = loss_fn(logits, masks)
-        if not scaler.is_enabled() and not torch.isfinite(loss):
-            raise UserError(f"training diverged: the loss is {loss.item()} at iteration {iteration + 1} "
-                            f"(epoch {epoch}); try a lower solver.base_lr")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         iteration += 1
-        total_loss, steps = total_loss + loss.item(), steps + 1
+        loss_value = loss.item()
+        if not math.isfinite(loss_value) and not scaler.is_enabled():  # fp16's scaler skips such steps
+            raise UserError(f"training diverged: the loss is {loss_value} at iteration {iteration} "
+                            f"(epoch {epoch}); try a lower solver.base_lr")
+        total_loss, steps = total_loss + loss_value, steps + 1
         iou = clip_iou(logits.detach(), masks)
-        writer.add_scalar("train/loss", loss.item(), iteration)
+        writer.add_scalar("train/loss", loss_value, iteration)
         writer.add_scalar("train/iou", iou, iteration)
-        progress.set_postfix(loss=f"{loss.item():.4f}", iou=f"{iou:.3f}")
+        progress.set_postfix(loss=f"{loss_value:.4f}", iou=f"{iou:.3f}")
     return iteration, total_loss / max(steps, 1)
 
 
