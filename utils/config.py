@@ -68,7 +68,7 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 100  # training epochs
     batch_size: int = 2  # clips per optimiser step (per process)
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; CUDA only, CPU runs fp32)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training and inference (CUDA only; CPU runs fp32)
     loss: str = "ce"  # ce: two-class cross-entropy | bce_fg: original BCE on the foreground channel only
     validate_every: int = 1  # epochs between validations on the test set (0 = never)
 
