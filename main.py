@@ -46,7 +46,7 @@ def run_infer(cfg, run, wts, write_masks: bool = True) -> None:
     from datasets import index_sequences
     from inference_handlers import build_engine
     from inference_handlers.inference import run_inference
-    from inference_handlers.writers import write_metrics
+    from inference_handlers.writers import write_json
     from network import build_model
     from network.weights import load_model_weights
 
@@ -59,7 +59,7 @@ def run_infer(cfg, run, wts, write_masks: bool = True) -> None:
                             mask_names=cfg.inference.mask_names)
     summary.update(config=cfg.name, checkpoint=str(wts))
     if write_masks:
-        write_metrics(run.results_dir / "metrics.json", summary)
+        write_json(run.results_dir / "metrics.json", summary)
     mean_j = "n/a (no ground truth)" if summary["mean_J"] is None else f"{summary['mean_J']:.4f}"
     logger.info("%d sequences, %d annotated frames: mean J %s%s", len(sequences), summary["num_frames"],
                 mean_j, f"; masks and metrics.json in {run.results_dir}" if write_masks else "")

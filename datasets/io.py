@@ -1,15 +1,15 @@
-"""Reading and writing frames and masks, and atomic file writes.
+"""Reading and writing frames and masks (written atomically, see utils/files.py).
 
 Masks are palette PNGs whose pixel values are label ids (0 = background); the palette is the
 PASCAL-VOC colour map that DAVIS uses, so index 1 is dark red (128, 0, 0).
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from utils.files import atomic_write
 
 
 def voc_palette(num_colors: int = 256) -> list[int]:
@@ -40,22 +40,6 @@ def read_mask(path: str | Path) -> np.ndarray:
         if image.mode not in ("P", "L", "1"):
             image = image.convert("L")
         return np.array(image, dtype=np.uint8)
-
-
-def atomic_write(path: str | Path, write_fn) -> None:
-    """Call `write_fn(tmp_path)` and rename the result onto `path`, so that readers never see a
-    half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write_fn(tmp_name)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
 
 
 def write_palette_png(path: str | Path, labels: np.ndarray) -> None:

@@ -1,11 +1,12 @@
-"""Result files: palette PNG masks and the metrics summary."""
+"""Result files: palette PNG masks and JSON summaries (metrics, benchmarks)."""
 
 import json
 from pathlib import Path
 
 import numpy as np
 
-from datasets.io import atomic_write, write_palette_png
+from datasets.io import write_palette_png
+from utils.files import atomic_write_text
 
 
 def write_mask(results_dir: Path, sequence_name: str, frame_name: str, labels: np.ndarray) -> None:
@@ -13,6 +14,5 @@ def write_mask(results_dir: Path, sequence_name: str, frame_name: str, labels: n
     write_palette_png(results_dir / sequence_name / f"{frame_name}.png", labels)
 
 
-def write_metrics(path: Path, summary: dict) -> None:
-    text = json.dumps(summary, indent=2)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"))
+def write_json(path: Path, summary: dict) -> None:
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")

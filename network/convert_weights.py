@@ -21,7 +21,7 @@ import sys
 
 import torch
 
-from datasets.io import atomic_write
+from utils.files import atomic_write
 from network.backbone_formats import detect_backbone_format, read_weight_file, source_depths, source_width
 from network.csn import CSNEncoder
 from network.model import build_saliency_network

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from datasets.io import atomic_write
+from utils.files import atomic_write
 from network.backbone_formats import (
     BACKBONE_FORMATS, BackboneSource, detect_backbone_format, map_backbone, read_weight_file,
     source_depths)

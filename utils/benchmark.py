@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from inference_handlers.writers import write_metrics
+from inference_handlers.writers import write_json
 from loss import LOSSES
 from network import build_model
 from utils.config import load_config, validate
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
                if run.device.type == "cuda" else None, "precision": cfg.train.precision,
                "clip": [cfg.input.clip_length, args.height, args.width], "batch_size": cfg.train.batch_size,
                **results}
-    write_metrics(run.results_dir / "benchmark.json", summary)
+    write_json(run.results_dir / "benchmark.json", summary)
     logger.info("benchmark: %s", json.dumps(summary))
     return 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from datasets.io import atomic_write
+from utils.files import atomic_write
 from utils.errors import UserError
 
 CHECKPOINT_FORMAT = "3dcseg-rebuild/1"

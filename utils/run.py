@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.io import atomic_write
 from utils.config import dump_yaml
 from utils.errors import UserError
+from utils.files import atomic_write_text
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
@@ -55,7 +55,7 @@ def setup_logging(log_file: Path | None = None) -> None:
 def write_resolved_config(cfg, run_dir: Path) -> None:
     """Log the resolved config and write it to <run_dir>/config.yaml."""
     config_text = dump_yaml(cfg)
-    atomic_write(run_dir / "config.yaml", lambda tmp: Path(tmp).write_text(config_text))
+    atomic_write_text(run_dir / "config.yaml", config_text)
     logging.getLogger(__name__).info("resolved config:\n%s", config_text)
 
 
