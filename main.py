@@ -34,7 +34,7 @@ def check_weights_argument(task: str, wts: str | None) -> None:
 
 
 def run_train(cfg, run, wts) -> None:
-    from utils.train import train
+    from tasks.train import train
     summary = train(cfg, run, wts)
     val = f", val J {summary['val_J']:.3f}" if summary["val_J"] is not None else ""
     logger.info("finished training: %d epochs, %d iterations in %.0f s, last mean loss %.4f%s; "
@@ -42,34 +42,11 @@ def run_train(cfg, run, wts) -> None:
                 summary["loss"], val, run.model_dir / "last.pth")
 
 
-def run_infer(cfg, run, wts, write_masks: bool = True) -> None:
-    from datasets import index_sequences
-    from inference_handlers import build_engine
-    from inference_handlers.inference import run_inference
-    from inference_handlers.writers import write_json
-    from network import build_model
-    from network.weights import load_model_weights
-
-    model = build_model(cfg.model)
-    load_model_weights(model, wts)
-    model.to(run.device)
-    sequences = index_sequences(cfg.data, "test")
-    summary = run_inference(build_engine(cfg, model, run.device), sequences,
-                            results_dir=run.results_dir if write_masks else None,
-                            mask_names=cfg.inference.mask_names)
-    summary.update(config=cfg.name, checkpoint=str(wts))
-    if write_masks:
-        write_json(run.results_dir / "metrics.json", summary)
-    mean_j = "n/a (no ground truth)" if summary["mean_J"] is None else f"{summary['mean_J']:.4f}"
-    logger.info("%d sequences, %d annotated frames: mean J %s%s", len(sequences), summary["num_frames"],
-                mean_j, f"; masks and metrics.json in {run.results_dir}" if write_masks else "")
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         from utils.config import load_config, validate
-        from utils.run import setup_run
+        from tasks.setup import setup_run
         cfg = load_config(args.config, args.overrides)
         validate(cfg, args.task)
         check_weights_argument(args.task, args.wts)
@@ -77,7 +54,8 @@ def main(argv=None) -> int:
         if args.task == "train":
             run_train(cfg, run, args.wts)
         else:
-            run_infer(cfg, run, args.wts, write_masks=args.task == "infer")
+            from tasks.infer import infer
+            infer(cfg, run, args.wts, write_files=args.task == "infer")
     except UserError as error:
         return report(error)
     except KeyboardInterrupt:

@@ -3,6 +3,33 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from datasets.io import read_rgb
+
+
+class ImageFrames:
+    """Frames of a sequence stored as image files; `frames[i]` is a uint8 (H, W, 3) RGB array.
+
+    The engine reads frames through `Sequence.open_frames()` in increasing order, so a source that
+    decodes a video file can stream it instead of holding it in memory.
+    """
+
+    def __init__(self, frame_paths):
+        self.frame_paths = frame_paths
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return read_rgb(self.frame_paths[index])
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 @dataclass(frozen=True)
 class Sequence:
@@ -18,6 +45,10 @@ class Sequence:
     frame_paths: tuple[Path, ...]
     mask_paths: dict[int, Path]
     frame_numbers: tuple[int, ...] | None = None
+
+    def open_frames(self) -> ImageFrames:
+        """A reader of this sequence's frames (use it as a context manager)."""
+        return ImageFrames(self.frame_paths)
 
     @property
     def num_frames(self) -> int:

@@ -11,10 +11,9 @@ from typing import Iterator
 import torch
 
 from datasets.clip_sampling import sliding_windows, window_stride
-from datasets.io import read_rgb
 from datasets.sequence import Sequence
 from datasets.transforms import crop_padding, prepare_test_frame, resize_labels
-from utils.run import autocast_for
+from utils.precision import autocast_for
 
 
 @dataclass
@@ -44,9 +43,9 @@ class SaliencyEngine:
         self.device = device
         self.precision = precision
 
-    def _load(self, sequence: Sequence, index: int):
+    def _load(self, frames, index: int):
         """Frame `index` as a (3, H, W) tensor on the device, its padding and its size on disk."""
-        image = read_rgb(sequence.frame_paths[index])
+        image = frames[index]
         tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
         return tensor.to(self.device), pad, image.shape[:2]
 
@@ -63,10 +62,14 @@ class SaliencyEngine:
         Frames and running sums stay on the device; a frame's mean moves to the CPU once.
         """
         windows = sliding_windows(sequence.num_frames, self.clip_length, self.stride, self.tail)
+        with sequence.open_frames() as frames:
+            yield from self._predict_windows(sequence, frames, windows)
+
+    def _predict_windows(self, sequence: Sequence, frames, windows) -> Iterator[FramePrediction]:
         cache, sums, counts = {}, {}, {}
         for position, window in enumerate(windows):
-            for frame in set(window.frames) - cache.keys():
-                cache[frame] = self._load(sequence, frame)
+            for frame in sorted(set(window.frames) - cache.keys()):
+                cache[frame] = self._load(frames, frame)
             clip = torch.stack([cache[frame][0] for frame in window.frames], dim=1)  # (3, T, H, W)
             probabilities = self._window_probabilities(clip)                          # (K, T, H, W)
             for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):

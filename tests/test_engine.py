@@ -36,7 +36,7 @@ def reference_average(engine, sequence):
     collected = {}
     windows = sliding_windows(sequence.num_frames, engine.clip_length, engine.stride, engine.tail)
     for window in windows:
-        clip = torch.stack([engine._load(sequence, f)[0] for f in window.frames], dim=1)
+        clip = torch.stack([engine._load(sequence.open_frames(), f)[0] for f in window.frames], dim=1)
         probabilities = engine._window_probabilities(clip)
         for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
             if counted:
@@ -60,9 +60,9 @@ def test_repeat_first_counts_every_copy_of_the_start_frame(mini_davis):
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")  # 10 frames: windows start at 0 and 5
     engine = make_engine("repeat_first")
     prediction = {p.index: p for p in engine.predict(sequence)}[5]
-    clip = torch.stack([engine._load(sequence, f)[0] for f in (5, 5, 5, 5, 6, 7, 8, 9)], dim=1)
+    clip = torch.stack([engine._load(sequence.open_frames(), f)[0] for f in (5, 5, 5, 5, 6, 7, 8, 9)], dim=1)
     second = engine._window_probabilities(clip)[:, :4].mean(1)  # four copies of frame 5
-    clip = torch.stack([engine._load(sequence, f)[0] for f in range(8)], dim=1)
+    clip = torch.stack([engine._load(sequence.open_frames(), f)[0] for f in range(8)], dim=1)
     first = engine._window_probabilities(clip)[:, 5]
     expected = (first + 4 * second) / 5
     assert torch.allclose(prediction.probabilities, expected, atol=1e-6)

@@ -4,7 +4,7 @@ import torch
 from loss import LOSSES
 from loss.segmentation import clip_iou
 from utils.config import SolverConfig
-from utils.train import learning_rate
+from tasks.train import learning_rate
 
 
 def logits_and_masks():

@@ -1,6 +1,5 @@
-"""Run setup shared by every task: logging, seed, device, folders, autocast."""
+"""Run set-up shared by every task: logging, seed, device, output folders, resolved config."""
 
-import contextlib
 import logging
 import random
 import sys
@@ -16,7 +15,6 @@ from utils.files import atomic_write_text
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -77,10 +75,3 @@ def setup_run(cfg, task: str) -> Run:
         torch.backends.cudnn.benchmark = True
     logging.getLogger(__name__).info("task %s, config '%s', device %s", task, cfg.name, run.device)
     return run
-
-
-def autocast_for(device: torch.device, precision: str):
-    """Autocast context for bf16 / fp16 on CUDA; fp32 (and every CPU run) gets none."""
-    if device.type != "cuda" or precision not in AUTOCAST_DTYPES:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=AUTOCAST_DTYPES[precision])

@@ -25,7 +25,7 @@ from utils.checkpoint import save_checkpoint
 from utils.config import to_dict
 from utils.errors import UserError
 from utils.registry import pick
-from utils.run import autocast_for
+from utils.precision import autocast_for
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Speed and memory of the configured network on synthetic clips.
 
-    python -m utils.benchmark -c run_configs/bmvc_final.yaml [--height 480 --width 864]
+    python -m tasks.benchmark -c run_configs/bmvc_final.yaml [--height 480 --width 864]
         [--iterations 10] [section.key=value ...]
 
 Times one inference window (batch 1, no grad) and one training step (train.batch_size clips,
@@ -22,7 +22,8 @@ from loss import LOSSES
 from network import build_model
 from utils.config import load_config, validate
 from utils.errors import UserError, report
-from utils.run import autocast_for, setup_run
+from tasks.setup import setup_run
+from utils.precision import autocast_for
 
 logger = logging.getLogger("benchmark")
 
