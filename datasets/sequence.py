@@ -38,13 +38,15 @@ class Sequence:
     name: sequence name (output folder name); frame_paths: all frames in temporal order;
     mask_paths: frame index -> ground-truth mask file, for annotated frames only;
     frame_numbers: the number the original code gave each frame when it differs from the
-    position (FBMS: the number in the file name); None means the position.
+    position (FBMS: the number in the file name); None means the position; ground_truth: a
+    short description of the annotation source that metrics reports repeat.
     """
 
     name: str
     frame_paths: tuple[Path, ...]
     mask_paths: dict[int, Path]
     frame_numbers: tuple[int, ...] | None = None
+    ground_truth: str = ""  # which annotations mask_paths point to, for reports (e.g. "DAVIS-2016 Annotations/480p")
 
     def open_frames(self) -> ImageFrames:
         """A reader of this sequence's frames (use it as a context manager)."""
