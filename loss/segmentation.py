@@ -23,11 +23,12 @@ def foreground_bce(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits[:, 1].float(), foreground_target(masks).float())
 
 
-def clip_iou(logits: torch.Tensor, masks: torch.Tensor) -> float:
-    """Mean over frames of the per-frame IoU of argmax predictions (empty union counts as 1)."""
+def clip_iou(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Mean over frames of the per-frame IoU of argmax predictions (empty union counts as 1), as a
+    0-d tensor on the logits' device (no host sync)."""
     prediction = logits.argmax(dim=1).bool().flatten(2)          # (N, T, H*W)
     target = foreground_target(masks).bool().flatten(2)
     intersection = (prediction & target).sum(-1).float()
     union = (prediction | target).sum(-1).float()
     iou = torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
-    return iou.mean().item()
+    return iou.mean()

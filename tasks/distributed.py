@@ -4,14 +4,45 @@ A plain `python main.py` run has no process group: every helper then acts as the
 single process (rank 0 of 1), so the loops call them unconditionally.
 """
 
+import datetime
+import hashlib
+import logging
 import os
 
 import torch
 import torch.distributed as dist
 
+logger = logging.getLogger(__name__)
+TIMEOUT = datetime.timedelta(minutes=30)  # a collective waits this long for a slow rank (e.g. rank 0 writing a checkpoint)
+
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def local_rank() -> int:
+    """This process's index on its machine (torchrun's LOCAL_RANK); 0 without torchrun."""
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def init_process_group(device: torch.device) -> torch.device:
+    """Join the process group torchrun describes in the environment (MASTER_ADDR, MASTER_PORT,
+    RANK, WORLD_SIZE): NCCL on CUDA, each process on GPU LOCAL_RANK; gloo on CPU. Returns this
+    process's device. Does nothing (returns `device`) when not launched by torchrun."""
+    if not launched_by_torchrun() or is_initialized():
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", timeout=TIMEOUT, device_id=device)
+    else:
+        dist.init_process_group("gloo", timeout=TIMEOUT)
+    return device
+
+
+def destroy_process_group() -> None:
+    if is_initialized():
+        dist.destroy_process_group()
 
 
 def is_initialized() -> bool:
@@ -56,3 +87,32 @@ def mean_over_ranks(value: float, device: torch.device) -> float:
 def barrier() -> None:
     if is_initialized():
         dist.barrier()
+
+
+def broadcast_object(value):
+    """Rank 0's `value` on every rank."""
+    if not is_initialized():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def gather_rows(values: torch.Tensor) -> torch.Tensor:
+    """float64 (world_size, n) on the CPU: every rank's 1-D `values`, on every rank, in one
+    collective (the only host sync of a training step)."""
+    values = values.detach().to(torch.float64)
+    if not is_initialized():
+        return values[None].cpu()
+    gathered = [torch.empty_like(values) for _ in range(world_size())]
+    dist.all_gather(gathered, values)
+    return torch.stack(gathered).cpu()
+
+
+def parameters_digest(model: torch.nn.Module) -> str:
+    """sha256 of every parameter's bytes, in name order (replicas with equal weights agree)."""
+    digest = hashlib.sha256()
+    for name, parameter in sorted(model.named_parameters()):
+        digest.update(name.encode())
+        digest.update(parameter.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -1,15 +1,25 @@
 """`--task train`: plain functions, no hook framework.
 
-train() builds data, model and optimiser, then for every epoch runs train_one_epoch(), writes
-saved_models/<name>/last.pth and, every `train.validate_every` epochs, validate() with the same
-engine that `--task infer` uses.
+train() builds the network, optimiser, schedule and data (DistributedDataParallel under
+torchrun), resumes from saved_models/<name>/last.pth when it exists, then for every epoch runs
+train_one_epoch() and, every `train.validate_every` epochs, validate() with the engine that
+`--task infer` uses, split across processes. Rank 0 alone logs, writes tensorboard and
+checkpoints:
+
+    last.pth         every epoch, every `train.checkpoint_every` iterations, and on SIGTERM/SIGINT
+    best.pth         when the validation score (J&F where the protocol has it, else J) improves
+    epoch_NNN.pth    every `train.snapshot_every` epochs (NNN = epochs done)
 """
 
 import logging
 import math
+import shutil
 import time
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -20,112 +30,306 @@ from inference_handlers.inference import run_inference
 from loss import LOSSES
 from loss.segmentation import clip_iou
 from network import build_model
-from network.weights import load_backbone_weights, load_model_weights
-from utils.checkpoint import save_checkpoint
+from network.weights import load_backbone_weights, load_model_weights, load_weights
+from tasks.clip_images import clip_overlay
+from tasks.distributed import (barrier, gather_objects, gather_rows, is_initialized, is_main_process,
+                               parameters_digest, shard, world_size)
+from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
+                          rank_rng_states, restore_rng_states, resume_path, rng_states)
+from tasks.schedule import build_optimizer, build_scheduler
+from utils.checkpoint import read_training_checkpoint, save_checkpoint
 from utils.config import to_dict
 from utils.errors import UserError
+from utils.files import atomic_write
+from utils.precision import autocast_for, check_precision, uses_grad_scaler
 from utils.registry import pick
-from utils.precision import autocast_for
 
 logger = logging.getLogger(__name__)
 
 
-def learning_rate(solver, epoch: int) -> float:
-    """base_lr * gamma ** (number of milestones m with epoch > m); milestone 10 = decay from
-    epoch 11 on, the original's effective schedule (SPEC 8.2)."""
-    return solver.base_lr * solver.lr_gamma ** sum(epoch > m for m in solver.lr_milestones)
+@dataclass
+class Training:
+    """What a training step needs."""
+    model: torch.nn.Module       # what the step runs: the DDP wrapper under torchrun, else the network
+    network: torch.nn.Module     # the network itself: state dicts, validation engine
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loss_fn: object
+    device: torch.device
+    precision: str
+    clip_grad_norm: float        # 0 = no clipping
+    writer: SummaryWriter | None  # rank 0 only
+    model_dir: object            # saved_models/<name>
+    iterations_per_epoch: int    # optimiser steps in a whole epoch
 
 
-def train_one_epoch(model, loader, optimizer, loss_fn, *, device, precision, scaler, writer,
-                    epoch: int, iteration: int) -> tuple[int, float]:
-    """One pass over the loader; returns the new iteration count and the mean loss."""
-    model.train()
-    total_loss, steps = 0.0, 0
-    progress = tqdm(loader, desc=f"epoch {epoch}", unit="clip batch", leave=False)
-    for batch in progress:
-        images = batch["images"].to(device, non_blocking=True)   # (N, 3, T, H, W)
-        masks = batch["masks"].to(device, non_blocking=True)     # (N, 1, T, H, W)
-        with autocast_for(device, precision):
-            logits = model(images)                               # (N, 2, T, H, W)
-            loss = loss_fn(logits, masks)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        iteration += 1
-        loss_value = loss.item()
-        if not math.isfinite(loss_value) and not scaler.is_enabled():  # fp16's scaler skips such steps
-            raise UserError(f"training diverged: the loss is {loss_value} at iteration {iteration} "
-                            f"(epoch {epoch}); try a lower solver.base_lr")
-        total_loss, steps = total_loss + loss_value, steps + 1
-        iou = clip_iou(logits.detach(), masks)
-        writer.add_scalar("train/loss", loss_value, iteration)
-        writer.add_scalar("train/iou", iou, iteration)
-        progress.set_postfix(loss=f"{loss_value:.4f}", iou=f"{iou:.3f}")
-    return iteration, total_loss / max(steps, 1)
-
-
-def validate(engine, sequences, writer, epoch: int) -> float | None:
-    """Mean J of the engine's masks on the test sequences, logged to tensorboard."""
-    summary = run_inference(engine, sequences, results_dir=None, show_progress=False)
-    if summary["mean_J"] is not None:
-        writer.add_scalar("val/J", summary["mean_J"], epoch)
-    return summary["mean_J"]
-
-
-def build_model_for_training(cfg, run, weights_path: str | None):
-    """The configured model with backbone weights and/or a checkpoint's weights, on the device."""
-    model = build_model(cfg.model)
-    if cfg.model.backbone_weights:
-        load_backbone_weights(model.encoder, cfg.model.backbone_weights)
+def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.nn.Module:
+    """The configured network on the device: a full checkpoint's weights (`--wts`, else
+    train.init_weights) if given, else the backbone file if configured, else random."""
+    network = build_model(replace(cfg.model, bn_mode="train") if cfg.model.bn_mode == "sync" else cfg.model)
+    weights_path = weights_path or cfg.train.init_weights
     if weights_path:
-        load_model_weights(model, weights_path)
-    return model.to(run.device)
+        load_model_weights(network, weights_path)
+    elif cfg.model.backbone_weights:
+        load_backbone_weights(network.encoder, cfg.model.backbone_weights)
+    elif cfg.model.bn_mode == "frozen":
+        logger.warning("model.bn_mode = frozen without model.backbone_weights or initial weights: the "
+                       "encoder's BatchNorm keeps its initial statistics (mean 0, variance 1) and is never "
+                       "trained; use model.bn_mode=train to train from scratch")
+    return network.to(device)
 
 
-def build_loader(cfg, dataset, device) -> DataLoader:
-    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=True,
-                        num_workers=cfg.loader.num_workers, pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(cfg.seed))
+def wrap_for_processes(network: torch.nn.Module, cfg, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel under torchrun (SyncBatchNorm first for bn_mode sync); the
+    network itself in a single process."""
+    if not is_initialized():
+        if cfg.model.bn_mode == "sync":
+            logger.info("model.bn_mode = sync in a single process: plain BatchNorm that trains")
+        return network
+    if cfg.model.bn_mode == "sync":
+        if device.type != "cuda":
+            raise UserError("model.bn_mode = sync needs CUDA (SyncBatchNorm); use model.bn_mode=train on CPU")
+        network = torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+    return DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def build_loader(cfg, dataset, sampler, device) -> DataLoader:
+    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=cfg.loader.num_workers, pin_memory=device.type == "cuda")
     if len(loader) == 0:
-        raise UserError(f"the training set has {len(dataset)} clips, "
-                        f"fewer than train.batch_size = {cfg.train.batch_size}")
+        raise UserError(f"the training set has {len(dataset)} clips, fewer than {world_size()} "
+                        f"process(es) x train.batch_size = {cfg.train.batch_size}")
     return loader
 
 
-def train(cfg, run, weights_path: str | None = None) -> dict:
-    """Train as configured; returns {"epochs", "iterations", "loss", "val_J", "seconds"}."""
-    start_time = time.time()
-    model = build_model_for_training(cfg, run, weights_path)
+def train_step(training: Training, batch: dict) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """One optimiser step; returns the loss and logits (detached) and whether fp16's GradScaler
+    skipped the step for overflowing gradients."""
+    images = batch["images"].to(training.device, non_blocking=True)   # (N, 3, T, H, W)
+    masks = batch["masks"].to(training.device, non_blocking=True)     # (N, 1, T, H, W)
+    with autocast_for(training.device, training.precision):
+        logits = training.model(images)                                # (N, 2, T, H, W)
+        loss = training.loss_fn(logits, masks)
+    training.optimizer.zero_grad(set_to_none=True)
+    training.scaler.scale(loss).backward()
+    if training.clip_grad_norm > 0:
+        training.scaler.unscale_(training.optimizer)
+        torch.nn.utils.clip_grad_norm_(training.network.parameters(), training.clip_grad_norm)
+    scale = training.scaler.get_scale() if training.scaler.is_enabled() else 1.0
+    training.scaler.step(training.optimizer)
+    training.scaler.update()
+    skipped = training.scaler.is_enabled() and training.scaler.get_scale() < scale
+    training.scheduler.step()
+    return loss.detach(), logits.detach(), skipped
+
+
+def check_step(loss: float, skipped: bool, progress: Progress, cfg) -> None:
+    """Stop a diverged run: a non-finite loss (fp32/bf16), or fp16 steps skipped in a row."""
+    if skipped:
+        progress.skipped_steps += 1
+        if progress.skipped_steps >= cfg.train.max_skipped_steps:
+            raise UserError(f"training diverged: {progress.skipped_steps} consecutive fp16 steps skipped for "
+                            f"overflowing gradients, up to iteration {progress.iteration} (epoch "
+                            f"{progress.epoch + 1}); try train.precision=bf16 or a lower solver.base_lr")
+        return
+    progress.skipped_steps = 0
+    if not math.isfinite(loss):
+        raise UserError(f"training diverged: the loss is {loss} at iteration {progress.iteration} "
+                        f"(epoch {progress.epoch + 1}); try a lower solver.base_lr")
+
+
+def log_step(training: Training, cfg, progress: Progress, rows: torch.Tensor, batch, logits,
+             seconds_per_step: float) -> None:
+    """Tensorboard scalars every step, a clip image every train.image_every steps, a log line
+    every train.log_every steps (rank 0; rows = per-rank [loss, IoU, stop])."""
+    if not is_main_process():
+        return
+    loss, iou, lr = rows[:, 0].mean().item(), rows[:, 1].mean().item(), training.optimizer.param_groups[0]["lr"]
+    step = progress.iteration
+    training.writer.add_scalar("train/loss", loss, step)
+    training.writer.add_scalar("train/iou", iou, step)
+    training.writer.add_scalar("train/lr", lr, step)
+    if cfg.train.image_every and step % cfg.train.image_every == 0:
+        training.writer.add_image("train/clip", clip_overlay(batch["images"][0], batch["masks"][0], logits[0]), step)
+    if step % cfg.train.log_every == 0:
+        ranks = f" (per rank: {', '.join(f'{value:.6f}' for value in rows[:, 0].tolist())})" if len(rows) > 1 else ""
+        logger.info("epoch %d/%d, iteration %d (%d/%d of the epoch): loss %.6f%s, IoU %.3f, lr %.2e, %.2f s/it",
+                    progress.epoch + 1, cfg.train.epochs, step, progress.epoch_batches, training.iterations_per_epoch,
+                    loss, ranks, iou, lr, seconds_per_step)
+
+
+def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: StopSignals) -> tuple[bool, float]:
+    """Train the rest of epoch `progress.epoch`; returns (stopped by a signal, mean loss).
+    Writes last.pth every train.checkpoint_every iterations and when stopped."""
+    training.model.train()
+    losses, last_time = [], time.time()
+    for batch in tqdm(loader, desc=f"epoch {progress.epoch + 1}", unit="batch", leave=False,
+                      disable=not is_main_process()):
+        loss, logits, skipped = train_step(training, batch)
+        progress.iteration, progress.epoch_batches = progress.iteration + 1, progress.epoch_batches + 1
+        rows = gather_rows(torch.stack([loss.float(), clip_iou(logits, batch["masks"].to(logits.device)),
+                                        torch.tensor(float(stop.received is not None), device=loss.device)]))
+        mean_loss = rows[:, 0].mean().item()
+        check_step(mean_loss, skipped, progress, cfg)
+        losses.append(mean_loss)
+        now = time.time()
+        log_step(training, cfg, progress, rows, batch, logits, now - last_time)
+        last_time = now
+        stopped = bool(rows[:, 2].max() > 0)
+        every = cfg.train.checkpoint_every
+        if stopped or (every and progress.iteration % every == 0
+                       and progress.epoch_batches < training.iterations_per_epoch):
+            save_training_state(training, cfg, progress)
+        if stopped:
+            return True, float(np.mean(losses))
+    return False, float(np.mean(losses)) if losses else float("nan")
+
+
+def merge_rank_summaries(summaries: list[dict]) -> dict:
+    """The J summary of all sequences from per-rank summaries of disjoint shares."""
+    sequences = {name: value for summary in summaries for name, value in summary["sequences"].items()}
+    return {"mean_J": float(np.mean(list(sequences.values()))) if sequences else None,
+            "sequences": sequences, "num_frames": sum(summary["num_frames"] for summary in summaries)}
+
+
+def validate(engine, sequences, writer, epoch: int) -> dict:
+    """Every rank scores its share of the test sequences; returns the merged summary, with
+    "score" (the protocol's headline, J&F where there is F, else mean J) and "score_name"; rank 0
+    writes val/<metric> scalars at step `epoch` (epochs done)."""
+    summary = run_inference(engine, shard(sequences), results_dir=None, show_progress=False)
+    if world_size() > 1:
+        summary = merge_rank_summaries(gather_objects(summary))
+    summary["score_name"] = summary.get("score_name") or "J"
+    summary["score"] = summary.get("score", summary["mean_J"])
+    if writer is not None:
+        metrics = summary.get("metrics") or {"J": summary["mean_J"]}
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and value is not None:
+                writer.add_scalar(f"val/{key}", value, epoch)
+    return summary
+
+
+def save_training_state(training: Training, cfg, progress: Progress, copies=()) -> None:
+    """last.pth (rank 0) with every rank's RNG state, then copies of it (best.pth, epoch_NNN.pth)."""
+    per_rank_rng = gather_objects(rng_states())
+    if is_main_process():
+        model_dir = training.model_dir
+        save_checkpoint(model_dir / "last.pth", model_state=training.network.state_dict(),
+                        epoch=progress.epoch, iteration=progress.iteration, config=to_dict(cfg),
+                        optimizer_state=training.optimizer.state_dict(),
+                        scheduler_state=training.scheduler.state_dict(), scaler_state=training.scaler.state_dict(),
+                        training_state={"progress": progress_state(progress), "rng": per_rank_rng})
+        for name in copies:
+            atomic_write(model_dir / name, lambda tmp: shutil.copyfile(model_dir / "last.pth", tmp))
+            logger.info("saved %s", model_dir / name)
+    barrier()
+
+
+def restore(training: Training, path) -> Progress:
+    """Load last.pth into the network, optimiser, schedule and scaler; restore the RNG states."""
+    checkpoint = read_training_checkpoint(path)
+    load_weights(training.network, checkpoint["model"], source=str(path))
+    training.optimizer.load_state_dict(checkpoint["optimizer"])
+    training.scheduler.load_state_dict(checkpoint["scheduler"])
+    if training.scaler.is_enabled() and checkpoint["scaler"]:
+        training.scaler.load_state_dict(checkpoint["scaler"])
+    restore_rng_states(rank_rng_states(checkpoint["training"]["rng"]))
+    return progress_from_state(checkpoint["training"]["progress"], path)
+
+
+def end_epoch(training: Training, cfg, progress: Progress, engine, test_sequences, mean_loss: float,
+              start_time: float) -> None:
+    """Validation when due, best.pth and epoch_NNN.pth, last.pth."""
+    epochs_done = progress.epoch + 1
+    message = f"epoch {epochs_done}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
+    copies = []
+    if test_sequences and (epochs_done % cfg.train.validate_every == 0 or epochs_done == cfg.train.epochs):
+        summary = validate(engine, test_sequences, training.writer, epochs_done)
+        if summary["score"] is not None:
+            message += f", val {summary['score_name']} {summary['score']:.4f}"
+            if progress.best_score is None or summary["score"] > progress.best_score:
+                progress.best_score, progress.best_epoch = summary["score"], epochs_done
+                copies.append("best.pth")
+            message += f" (best {progress.best_score:.4f}, epoch {progress.best_epoch})"
+    if cfg.train.snapshot_every and epochs_done % cfg.train.snapshot_every == 0:
+        copies.append(f"epoch_{epochs_done:03d}.pth")
+    logger.info("%s (%.0f s elapsed)", message, time.time() - start_time)
+    progress.epoch_finished = True
+    progress.finished = epochs_done == cfg.train.epochs
+    save_training_state(training, cfg, progress, copies)
+
+
+def check_replicas(network: torch.nn.Module) -> None:
+    """Under torchrun: log every rank's parameter digest; fail if the replicas differ."""
+    if world_size() == 1:
+        return
+    digests = gather_objects(parameters_digest(network))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"the processes ended with different weights: sha256 per rank {digests}")
+    logger.info("parameters identical on all %d processes (sha256 per rank: %s)", len(digests), ", ".join(digests))
+
+
+def prepare(cfg, run, weights_path):
+    """Everything train() loops over: (training, loader, sampler, dataset, engine, test sequences,
+    progress)."""
+    check_precision(run.device, cfg.train.precision)
+    resume_from = resume_path(cfg, run.model_dir, weights_path)
+    network = build_network(cfg, run.device, None if resume_from else weights_path)
     dataset = build_train_dataset(cfg)
-    loader = build_loader(cfg, dataset, run.device)
+    sampler = ResumableSampler(dataset, seed=cfg.seed)
+    loader = build_loader(cfg, dataset, sampler, run.device)
+    optimizer = build_optimizer(cfg.solver, network)
+    training = Training(
+        model=wrap_for_processes(network, cfg, run.device), network=network, optimizer=optimizer,
+        scheduler=build_scheduler(cfg.solver, optimizer, len(loader), cfg.train.epochs),
+        scaler=torch.amp.GradScaler(run.device.type, enabled=uses_grad_scaler(run.device, cfg.train.precision)),
+        loss_fn=pick(LOSSES, cfg.train.loss, "loss"), device=run.device, precision=cfg.train.precision,
+        clip_grad_norm=cfg.solver.clip_grad_norm,
+        writer=SummaryWriter(run.model_dir / "tensorboard") if is_main_process() else None,
+        model_dir=run.model_dir, iterations_per_epoch=len(loader))
+    progress = Progress()
+    if resume_from:
+        progress = restore(training, resume_from)
+        logger.info("resuming from %s: epoch %d, iteration %d (%d of %d batches of that epoch done%s)",
+                    resume_from, progress.epoch + 1, progress.iteration, progress.epoch_batches, len(loader),
+                    ", validated" if progress.epoch_finished else "")
     test_sequences = index_sequences(cfg.data, "test") if cfg.train.validate_every else []
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
-                                 lr=cfg.solver.base_lr, weight_decay=cfg.solver.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=run.device.type == "cuda" and cfg.train.precision == "fp16")
-    loss_fn = pick(LOSSES, cfg.train.loss, "loss")
-    engine = build_engine(cfg, model, run.device)
-    logger.info("%d training sequences, %d clips per epoch; %d test sequences; %.2fM parameters",
-                len(dataset.sequences), len(dataset), len(test_sequences),
-                sum(p.numel() for p in model.parameters()) / 1e6)
-    writer = SummaryWriter(run.model_dir / "tensorboard")
-    iteration, mean_loss, val_j = 0, float("nan"), None
-    for epoch in range(cfg.train.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg.solver, epoch)
-        writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], epoch)
-        dataset.set_epoch(epoch)
-        iteration, mean_loss = train_one_epoch(
-            model, loader, optimizer, loss_fn, device=run.device, precision=cfg.train.precision,
-            scaler=scaler, writer=writer, epoch=epoch, iteration=iteration)
-        message = f"epoch {epoch + 1}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
-        if test_sequences and ((epoch + 1) % cfg.train.validate_every == 0 or epoch + 1 == cfg.train.epochs):
-            val_j = validate(engine, test_sequences, writer, epoch)
-            message += f", val J {val_j:.3f}" if val_j is not None else ""
-        logger.info("%s (%.0f s elapsed)", message, time.time() - start_time)
-        save_checkpoint(run.model_dir / "last.pth", model_state=model.state_dict(), epoch=epoch,
-                        iteration=iteration, config=to_dict(cfg), optimizer_state=optimizer.state_dict(),
-                        scaler_state=scaler.state_dict())
-    writer.close()
-    return {"epochs": cfg.train.epochs, "iterations": iteration, "loss": mean_loss, "val_J": val_j,
-            "seconds": time.time() - start_time}
+    logger.info("%d training sequences, %d clips per epoch, %d iterations per epoch on %d process(es); "
+                "%d test sequences; %.2fM parameters", len(dataset.sequences), len(dataset), len(loader),
+                world_size(), len(test_sequences), sum(p.numel() for p in network.parameters()) / 1e6)
+    return training, loader, sampler, dataset, build_engine(cfg, network, run.device), test_sequences, progress
+
+
+def train(cfg, run, weights_path: str | None = None) -> dict:
+    """Train as configured; returns {"epochs", "iterations", "loss", "score", "score_name",
+    "best_score", "best_epoch", "seconds", "stopped" (signal name or None)}."""
+    start_time = time.time()
+    training, loader, sampler, dataset, engine, test_sequences, progress = prepare(cfg, run, weights_path)
+    first_epoch = progress.epoch + 1 if progress.epoch_finished else progress.epoch
+    mean_loss, stopped = float("nan"), None
+    with StopSignals() as stop:
+        for epoch in range(first_epoch, cfg.train.epochs):
+            if epoch != progress.epoch:
+                progress.epoch, progress.epoch_batches, progress.epoch_finished = epoch, 0, False
+            dataset.set_epoch(epoch)
+            sampler.set_epoch(epoch)
+            sampler.start_at(progress.epoch_batches * cfg.train.batch_size)
+            was_stopped, mean_loss = train_one_epoch(training, loader, cfg, progress, stop)
+            if was_stopped:
+                stopped = stop.received or "SIGTERM"
+                break
+            end_epoch(training, cfg, progress, engine, test_sequences, mean_loss, start_time)
+            if gather_rows(torch.tensor([float(stop.received is not None)], device=run.device)).max() > 0:
+                stopped = stop.received or "SIGTERM"
+                break
+    if stopped:
+        logger.warning("stopped by %s at epoch %d, iteration %d; %s written: run the same command to resume",
+                       stopped, progress.epoch + 1, progress.iteration, run.model_dir / "last.pth")
+    else:
+        check_replicas(training.network)
+    if training.writer is not None:
+        training.writer.close()
+    return {"epochs": cfg.train.epochs, "iterations": progress.iteration, "loss": mean_loss,
+            "best_score": progress.best_score, "best_epoch": progress.best_epoch,
+            "seconds": time.time() - start_time, "stopped": stopped}

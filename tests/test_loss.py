@@ -4,7 +4,7 @@ import torch
 from loss import LOSSES
 from loss.segmentation import clip_iou
 from utils.config import SolverConfig
-from tasks.train import learning_rate
+from tasks.schedule import learning_rate
 
 
 def logits_and_masks():
@@ -36,10 +36,32 @@ def test_clip_iou_is_per_frame_and_counts_empty_frames_as_one():
     masks[0, 0, 0, :2] = 1                      # frame 0: 8 foreground pixels, frame 1 empty
     logits = torch.zeros(1, 2, 2, 4, 4)
     logits[0, 1, 0, :1] = 1                     # predict 4 of them in frame 0, nothing in frame 1
-    assert clip_iou(logits, masks) == pytest.approx((0.5 + 1.0) / 2)
+    assert clip_iou(logits, masks).item() == pytest.approx((0.5 + 1.0) / 2)
 
 
-def test_learning_rate_drops_after_the_milestone_epoch_like_the_original():
+def test_step_schedule_drops_after_the_milestone_epoch_like_the_original():
     solver = SolverConfig(base_lr=5e-5, lr_milestones=[10], lr_gamma=0.1)
-    assert [learning_rate(solver, epoch) for epoch in (0, 10)] == [5e-5, 5e-5]
-    assert learning_rate(solver, 11) == pytest.approx(5e-6)
+    per_epoch = 7  # iterations per epoch: the step schedule is constant within an epoch
+    assert [learning_rate(solver, epoch * per_epoch, per_epoch, 100 * per_epoch) for epoch in (0, 10)] == [5e-5, 5e-5]
+    assert learning_rate(solver, 11 * per_epoch - 1, per_epoch, 100 * per_epoch) == 5e-5
+    assert learning_rate(solver, 11 * per_epoch, per_epoch, 100 * per_epoch) == pytest.approx(5e-6)
+
+
+def test_poly_and_cosine_schedules_run_from_base_lr_to_zero_per_iteration():
+    poly = SolverConfig(base_lr=1e-3, lr_schedule="poly", poly_power=0.9)
+    cosine = SolverConfig(base_lr=1e-3, lr_schedule="cosine")
+    assert learning_rate(poly, 0, 10, 100) == learning_rate(cosine, 0, 10, 100) == 1e-3
+    assert learning_rate(poly, 50, 10, 100) == pytest.approx(1e-3 * 0.5 ** 0.9)
+    assert learning_rate(cosine, 50, 10, 100) == pytest.approx(0.5e-3)
+    assert learning_rate(cosine, 25, 10, 100) == pytest.approx(1e-3 * (1 + 0.5 ** 0.5) / 2)
+    assert learning_rate(poly, 100, 10, 100) == learning_rate(cosine, 100, 10, 100) == 0
+
+
+def test_linear_warmup_multiplies_the_schedule():
+    solver = SolverConfig(base_lr=1e-3, lr_schedule="cosine", warmup_iterations=10, warmup_factor=0.1)
+    assert learning_rate(solver, 0, 10, 1000) == pytest.approx(1e-4)
+    halfway = 0.1 + 0.9 * 0.5
+    assert learning_rate(solver, 5, 10, 1000) == pytest.approx(halfway * learning_rate(
+        SolverConfig(base_lr=1e-3, lr_schedule="cosine"), 5, 10, 1000))
+    assert learning_rate(solver, 10, 10, 1000) == learning_rate(
+        SolverConfig(base_lr=1e-3, lr_schedule="cosine"), 10, 10, 1000)

@@ -1,8 +1,12 @@
 """Our checkpoint format: a dict written atomically with `torch.save`.
 
-    {"format": CHECKPOINT_FORMAT, "model": state_dict, "optimizer": ..., "scaler": ...,
-     "epoch": int, "iteration": int, "config": resolved config as a plain dict}
+    {"format": CHECKPOINT_FORMAT, "model": state_dict, "optimizer": ..., "scheduler": ...,
+     "scaler": ..., "epoch": int, "iteration": int, "config": resolved config as a plain dict,
+     "training": {...}}
 
+`epoch` is the 0-based epoch of the last optimiser step and `iteration` the number of steps done.
+`training` (training checkpoints only) holds what an exact resume needs besides the optimiser:
+the data order position, every RNG state and the best validation score so far (tasks/resume.py).
 Files a user passes in are read with `torch.load(..., weights_only=True)`.
 """
 
@@ -21,10 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 def save_checkpoint(path, *, model_state: dict, epoch: int, iteration: int, config: dict,
-                    optimizer_state: dict | None = None, scaler_state: dict | None = None) -> None:
+                    optimizer_state: dict | None = None, scaler_state: dict | None = None,
+                    scheduler_state: dict | None = None, training_state: dict | None = None) -> None:
     """Write a checkpoint in our format (temp file + rename)."""
     payload = {"format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
-               "scaler": scaler_state, "epoch": epoch, "iteration": iteration, "config": config}
+               "scheduler": scheduler_state, "scaler": scaler_state, "epoch": epoch,
+               "iteration": iteration, "config": config, "training": training_state}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     logger.info("saved checkpoint %s (epoch %d, iteration %d)", path, epoch, iteration)
 
@@ -42,3 +48,15 @@ def read_torch_file(path) -> object:
         first_line = text.splitlines()[0].split(". ")[0] if text else type(error).__name__
         raise UserError(f"cannot read {path} as a PyTorch checkpoint "
                         f"(truncated, or not a checkpoint?): {first_line}") from error
+
+
+def read_training_checkpoint(path) -> dict:
+    """A checkpoint written by training in our format, with its optimiser and training state."""
+    checkpoint = read_torch_file(path)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a training checkpoint in our format ({CHECKPOINT_FORMAT}); "
+                        f"move it away or set train.resume=false to start over")
+    if not isinstance(checkpoint.get("training"), dict) or checkpoint.get("optimizer") is None:
+        raise UserError(f"{path} holds no training state (written by an export or conversion?); "
+                        f"move it away or set train.resume=false to start over")
+    return checkpoint

@@ -1,15 +1,35 @@
 """Autocast contexts for the `precision` settings (fp32 | bf16 | fp16), shared by training and
-inference."""
+inference.
+
+    fp32  no autocast (CUDA convolutions may still use TF32)
+    bf16  bfloat16 autocast, on CUDA and on CPU; no loss scaling needed
+    fp16  float16 autocast, CUDA only, with a GradScaler in training (the original's apex "mixed")
+"""
 
 import contextlib
 
 import torch
 
+from utils.errors import UserError
+
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def check_precision(device: torch.device, precision: str) -> None:
+    """Fail with one clear line for a precision the device cannot run."""
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError(f"train.precision = fp16 needs a CUDA device (device is {device.type}); "
+                        f"use bf16 or fp32 on the CPU")
+
+
 def autocast_for(device: torch.device, precision: str):
-    """Autocast context for bf16 / fp16 on CUDA; fp32 (and every CPU run) gets none."""
-    if device.type != "cuda" or precision not in AUTOCAST_DTYPES:
+    """Autocast context for bf16 (CUDA or CPU) and fp16 (CUDA); fp32 gets none."""
+    if precision not in AUTOCAST_DTYPES:
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=AUTOCAST_DTYPES[precision])
+    check_precision(device, precision)
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
+
+
+def uses_grad_scaler(device: torch.device, precision: str) -> bool:
+    """Only fp16 needs loss scaling (bf16 has fp32's exponent range)."""
+    return device.type == "cuda" and precision == "fp16"
