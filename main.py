@@ -3,6 +3,7 @@
     python main.py -c run_configs/demo.yaml --task train
     python main.py -c run_configs/demo.yaml --task infer --wts saved_models/demo/last.pth
     python main.py -c run_configs/demo.yaml --task infer --wts ... inference.dense=true
+    python main.py -c run_configs/demo.yaml --task infer --wts ... --input my_video.mp4
 """
 
 import argparse
@@ -19,11 +20,18 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="run config (YAML), e.g. run_configs/demo.yaml")
     parser.add_argument("--task", choices=("train", "infer", "eval"), default="train",
-                        help="train: fit the model; infer: write masks and J; eval: J only, no files")
+                        help="train: fit the model; infer: write masks and scores; eval: scores only, no files")
     parser.add_argument("--wts", "-w", help="checkpoint: ours or the original 3DC-Seg format "
-                                            "(required for infer/eval; for train, initial weights)")
+                                            "(required for infer/eval; for train, the initial weights of a fresh run)")
+    parser.add_argument("--input", help="infer: a video file (mp4/avi/mov/mkv) or a folder of frames "
+                                        "(jpg/png/bmp) instead of the test set; no ground truth needed")
     parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
     return parser.parse_intermixed_args(argv)
+
+
+def check_input_argument(task: str, input_path: str | None) -> None:
+    if input_path and task != "infer":
+        raise UserError(f"--input goes with --task infer (it has no ground truth to {task} with)")
 
 
 def check_weights_argument(task: str, wts: str | None) -> None:
@@ -33,13 +41,20 @@ def check_weights_argument(task: str, wts: str | None) -> None:
         raise UserError(f"--wts: file not found: {wts}")
 
 
-def run_train(cfg, run, wts) -> None:
+def run_train(cfg, run, wts) -> int:
+    """Train; the exit status is 0 when every epoch is done, 128 + the signal's number when a
+    SIGTERM / SIGINT stopped the run after writing last.pth (run the same command to resume)."""
+    import signal
     from tasks.train import train
     summary = train(cfg, run, wts)
-    val = f", val J {summary['val_J']:.3f}" if summary["val_J"] is not None else ""
+    if summary["stopped"]:
+        return 128 + getattr(signal, summary["stopped"], signal.SIGTERM)
+    best = (f", best validation score {summary['best_score']:.4f} after epoch {summary['best_epoch']} "
+            f"(best.pth)" if summary["best_score"] is not None else "")
     logger.info("finished training: %d epochs, %d iterations in %.0f s, last mean loss %.4f%s; "
                 "checkpoint %s", summary["epochs"], summary["iterations"], summary["seconds"],
-                summary["loss"], val, run.model_dir / "last.pth")
+                summary["loss"], best, run.model_dir / "last.pth")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -48,14 +63,15 @@ def main(argv=None) -> int:
         from utils.config import load_config, validate
         from tasks.setup import setup_run
         cfg = load_config(args.config, args.overrides)
-        validate(cfg, args.task)
+        check_input_argument(args.task, args.input)
+        validate(cfg, args.task, input_path=args.input)
         check_weights_argument(args.task, args.wts)
         run = setup_run(cfg, args.task)
         if args.task == "train":
-            run_train(cfg, run, args.wts)
+            return run_train(cfg, run, args.wts)
         else:
             from tasks.infer import infer
-            infer(cfg, run, args.wts, write_files=args.task == "infer")
+            infer(cfg, run, args.wts, write_files=args.task == "infer", input_path=args.input)
     except UserError as error:
         return report(error)
     except KeyboardInterrupt:

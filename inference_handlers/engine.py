@@ -12,7 +12,7 @@ import torch
 
 from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
-from datasets.transforms import crop_padding, prepare_test_frame, resize_labels
+from datasets.transforms import crop_padding, prepare_test_frame, resize_image, resize_labels
 from utils.precision import autocast_for
 
 
@@ -27,6 +27,12 @@ class FramePrediction:
         """uint8 (h, w) argmax label map at the frame's original size (nearest resize)."""
         labels = crop_padding(self.probabilities.argmax(dim=0), self.pad)
         return resize_labels(labels.to(torch.uint8).numpy(), self.shape)
+
+    def foreground_probability(self):
+        """uint8 (h, w) round(255 * p) of the foreground channel (1) at the frame's original size
+        (bilinear resize of the 8-bit map)."""
+        levels = (crop_padding(self.probabilities[1], self.pad) * 255).round().to(torch.uint8)
+        return resize_image(levels.numpy(), self.shape)
 
 
 class SaliencyEngine:

@@ -1,5 +1,21 @@
-"""Run the engine over sequences: masks, metrics, progress. Used by validation and `--task infer`."""
+"""Run the engine over sequences: files, scores, progress. Used by validation and `--task infer`.
 
+Files under results_dir (when given):
+    <sequence>/<frame>.png             palette mask, 0 = background, 1 = foreground (always)
+    probs/<sequence>/<frame>.png       8-bit foreground probability (save_probs; see writers.py)
+    overlays/<sequence>.mp4            frames with the mask tinted and outlined (overlay)
+    <sequence>/.complete.json          written last: the sequence's scores, the settings that made
+                                       them and the files written (COMPLETE_MARKER)
+
+A sequence whose marker exists, was made with the same settings (`fingerprint`, protocol, frame
+set, outputs) and whose files all exist is complete: a re-run takes its scores from the marker
+and does not predict it again, unless `overwrite`. Every file is written atomically, so a file
+that exists is whole.
+"""
+
+import collections
+import contextlib
+import json
 import logging
 from pathlib import Path
 
@@ -7,38 +23,142 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.io import read_mask
-from datasets.transforms import resize_labels
-from inference_handlers.metrics import region_similarity, summarise
-from inference_handlers.writers import write_mask
+from datasets.transforms import resize_image, resize_labels
+from datasets.video import frame_rate_of
+from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
+                                          scored_indices, summarise)
+from inference_handlers.writers import write_json, write_mask, write_overlay_video, write_probability
+from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
+COMPLETE_MARKER = ".complete.json"
+PROBS_DIR, OVERLAYS_DIR = "probs", "overlays"
+
+
+def ground_truth_source(sequence) -> str:
+    """The sequence's `ground_truth` description, else the folder its masks come from."""
+    return sequence.ground_truth or str(next(iter(sequence.mask_paths.values())).parent.parent)
+
 
 def run_inference(engine, sequences, results_dir: Path | None = None, show_progress: bool = True,
-                  mask_names: str = "frame_name") -> dict:
-    """Predict every sequence; write PNGs under results_dir (if given) named by `mask_names`
-    (see Sequence.output_name); return the J summary."""
+                  mask_names: str = "frame_name", protocol: str = "davis2016", frames: str = "all",
+                  save_probs: bool = False, overlay: bool = False, overwrite: bool = False,
+                  fingerprint: dict | None = None) -> dict:
+    """Predict every sequence and score its annotated frames with `protocol` (frames: all |
+    skip_first_last); with results_dir, write masks named by `mask_names` (Sequence.output_name),
+    and probability PNGs and overlay videos if asked; return the summary (protocols.summarise).
+
+    fingerprint: what made the outputs (weights, settings); a complete sequence is reused only
+    when it matches.
+    """
     engine.model.eval()
-    per_sequence_j = {}
+    if results_dir is not None:
+        clashes = {s.name for s in sequences} & {PROBS_DIR, OVERLAYS_DIR}
+        if clashes and (save_probs or overlay):
+            raise UserError(f"a sequence is named {', '.join(clashes)}, like an output folder of "
+                            f"inference.save_probs / inference.overlay; rename it or switch those off")
+    settings = json.loads(json.dumps({"fingerprint": fingerprint, "protocol": protocol, "frames": frames,
+                                      "mask_names": mask_names, "save_probs": save_probs,
+                                      "overlay": overlay}))  # as a marker stores it
+    records, reused = {}, 0
     total_frames = sum(sequence.num_frames for sequence in sequences)
     with tqdm(total=total_frames, desc="infer", unit="frame", disable=not show_progress) as progress:
         for sequence in sequences:
-            per_sequence_j[sequence.name] = []
+            record = None
+            if results_dir is not None and not overwrite:
+                record = completed_record(results_dir, sequence, settings)
+            if record is None:
+                record = predict_sequence(engine, sequence, results_dir, settings, progress)
+            else:
+                reused += 1
+                progress.update(sequence.num_frames)
+            records[sequence.name] = record
+            if record.get("J"):
+                progress.set_postfix(sequence=sequence.name, J=f"{np.mean(record['J']):.3f}")
+    if reused:
+        logger.info("%d of %d sequences were complete in %s and were not predicted again "
+                    "(inference.overwrite=true redoes them)", reused, len(sequences), results_dir)
+    truth = [ground_truth_source(s) for s in sequences if s.mask_paths]
+    return summarise(records, protocol, frames, truth)
+
+
+def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict, progress) -> dict:
+    """Predict, write and score one sequence; returns its record."""
+    protocol = settings["protocol"]
+    marker = None if results_dir is None else results_dir / sequence.name / COMPLETE_MARKER
+    previous = read_marker(marker) if marker is not None else None
+    if previous is not None:
+        marker.unlink()  # from now on the sequence is incomplete until the new marker is written
+    scored = set(scored_indices(sequence.annotated_indices, settings["frames"]))
+    record, written = new_record(protocol), []
+
+    def predictions():
+        """Predict, write masks and probabilities, score; yield (frame, mask) pairs for overlays."""
+        with sequence.open_frames() if settings["overlay"] else contextlib.nullcontext() as images:
             for prediction in engine.predict(sequence):
                 labels = prediction.labels()
+                name = sequence.output_name(prediction.index, settings["mask_names"])
+                probability = None
+                if settings["save_probs"] or (prediction.index in scored and PROTOCOLS[protocol].needs_probabilities):
+                    probability = prediction.foreground_probability()
                 if results_dir is not None:
-                    write_mask(results_dir, sequence.name,
-                               sequence.output_name(prediction.index, mask_names), labels)
-                if prediction.index in sequence.mask_paths:
-                    per_sequence_j[sequence.name].append(
-                        frame_j(labels, sequence.mask_paths[prediction.index]))
+                    written.append(write_mask(results_dir, sequence.name, name, labels))
+                    if settings["save_probs"]:
+                        written.append(results_dir / PROBS_DIR / sequence.name / f"{name}.png")
+                        write_probability(written[-1], probability)
+                if prediction.index in scored:
+                    ground_truth = read_mask(sequence.mask_paths[prediction.index]) != 0
+                    add_frame(record, protocol, name,
+                              score_frame(protocol, *_at_size(labels, probability, ground_truth.shape), ground_truth))
                 progress.update(1)
-            if per_sequence_j[sequence.name]:
-                progress.set_postfix(sequence=sequence.name, J=f"{np.mean(per_sequence_j[sequence.name]):.3f}")
-    return summarise(per_sequence_j)
+                if settings["overlay"]:
+                    yield images[prediction.index], labels
+
+    if results_dir is not None and settings["overlay"]:
+        written.append(results_dir / OVERLAYS_DIR / f"{sequence.name}.mp4")
+        write_overlay_video(written[-1], predictions(), frame_rate_of(sequence))
+    else:
+        collections.deque(predictions(), maxlen=0)
+    if marker is not None:
+        _remove_stale_files(results_dir, previous, written)
+        write_json(marker, {**settings, "num_frames": sequence.num_frames, "record": record,
+                            "files": [str(path.relative_to(results_dir)) for path in written]})
+    return record
 
 
-def frame_j(labels: np.ndarray, mask_path: Path) -> float:
-    """J of a label map against a ground-truth mask (any non-zero id is foreground)."""
-    ground_truth = read_mask(mask_path) != 0
-    return region_similarity(resize_labels(labels, ground_truth.shape), ground_truth)
+def _at_size(labels, probability, shape):
+    """Prediction resized to the ground truth's size when they differ (nearest / bilinear)."""
+    probability = None if probability is None else resize_image(probability, shape)
+    return resize_labels(labels, shape), probability
+
+
+def read_marker(marker: Path) -> dict | None:
+    if not marker.is_file():
+        return None
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def completed_record(results_dir: Path, sequence, settings: dict) -> dict | None:
+    """The record stored by a complete earlier run with the same settings, else None."""
+    stored = read_marker(results_dir / sequence.name / COMPLETE_MARKER)
+    if stored is None or stored.get("num_frames") != sequence.num_frames:
+        return None
+    if any(stored.get(key) != value for key, value in settings.items()):
+        return None
+    if not all((results_dir / name).is_file() for name in stored["files"]):
+        return None
+    return stored["record"]
+
+
+def _remove_stale_files(results_dir: Path, previous: dict | None, written: list[Path]) -> None:
+    """Delete files of an earlier run of this sequence that this run did not write again."""
+    if previous is None:
+        return
+    kept = {str(path.relative_to(results_dir)) for path in written}
+    for name in previous.get("files", []):
+        if name not in kept:
+            (results_dir / name).unlink(missing_ok=True)

@@ -1,31 +1,72 @@
-"""`--task infer` (masks and metrics written under results/<name>/) and `--task eval` (metrics
-only, no files): the same engine that validation uses during training."""
+"""`--task infer` (masks, metrics.json and metrics.csv under results/<name>/) and `--task eval`
+(scores only, no files): the same engine and scoring that validation uses during training.
 
+Under torchrun every process predicts its share of the sequences (tasks.distributed.shard);
+rank 0 merges the scores, logs the table and writes the metrics files.
+"""
+
+import dataclasses
 import logging
+import os
+from pathlib import Path
 
 from datasets import index_sequences
+from datasets.video import index_input
 from inference_handlers import build_engine
 from inference_handlers.inference import run_inference
-from inference_handlers.writers import write_json
+from inference_handlers.protocols import (format_table, merge_summaries, protocol_for, sequence_csv_rows,
+                                          without_records)
+from inference_handlers.writers import write_csv, write_json
 from network import build_model
 from network.weights import load_model_weights
+from tasks.distributed import gather_objects, is_main_process, shard
 
 logger = logging.getLogger(__name__)
 
 
-def infer(cfg, run, weights_path: str, write_files: bool = True) -> dict:
-    """Predict every test sequence with the weights in `weights_path`; return the summary."""
+def outputs_fingerprint(cfg, weights_path: str) -> dict:
+    """What a sequence's outputs depend on: the weights file and the model, input and engine
+    settings (a re-run reuses outputs only when this is unchanged)."""
+    stat = os.stat(weights_path)
+    model = {key: value for key, value in dataclasses.asdict(cfg.model).items() if key != "backbone_weights"}
+    engine = {key: getattr(cfg.inference, key) for key in ("engine", "clip_overlap", "dense", "tail")}
+    return {"weights": str(Path(weights_path).resolve()), "weights_size": stat.st_size,
+            "weights_mtime_ns": stat.st_mtime_ns, "model": model, "input": dataclasses.asdict(cfg.input),
+            "engine": engine, "precision": cfg.train.precision}
+
+
+def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str | None = None) -> dict:
+    """Predict the test sequences (or the video / frame folder `input_path`) with the weights in
+    `weights_path`; return the summary of all processes (protocols.summarise)."""
     model = build_model(cfg.model)
     load_model_weights(model, weights_path)
     model.to(run.device)
-    sequences = index_sequences(cfg.data, "test")
-    summary = run_inference(build_engine(cfg, model, run.device), sequences,
-                            results_dir=run.results_dir if write_files else None,
-                            mask_names=cfg.inference.mask_names)
+    sequences = index_input(input_path) if input_path else index_sequences(cfg.data, "test")
+    protocol = protocol_for(cfg.inference.protocol, cfg.data.test)
+    results_dir = run.results_dir if write_files else None
+    summary = run_inference(build_engine(cfg, model, run.device), shard(sequences), results_dir=results_dir,
+                            show_progress=is_main_process(), mask_names=cfg.inference.mask_names,
+                            protocol=protocol, frames=cfg.inference.eval_frames,
+                            save_probs=cfg.inference.save_probs and write_files,
+                            overlay=cfg.inference.overlay and write_files,
+                            overwrite=cfg.inference.overwrite, fingerprint=outputs_fingerprint(cfg, weights_path))
+    summary = merge_summaries(gather_objects(summary))
     summary.update(config=cfg.name, checkpoint=str(weights_path))
-    if write_files:
-        write_json(run.results_dir / "metrics.json", summary)
-    mean_j = "n/a (no ground truth)" if summary["mean_J"] is None else f"{summary['mean_J']:.4f}"
-    logger.info("%d sequences, %d annotated frames: mean J %s%s", len(sequences), summary["num_frames"],
-                mean_j, f"; masks and metrics.json in {run.results_dir}" if write_files else "")
+    if is_main_process():
+        report(summary, len(sequences), results_dir)
     return summary
+
+
+def report(summary: dict, num_sequences: int, results_dir: Path | None) -> None:
+    """Log the table; write metrics.json and metrics.csv when there is something to score."""
+    where = f"; outputs in {results_dir}" if results_dir is not None else ""
+    if summary["score"] is None:
+        logger.info("%d sequences predicted, no annotated frames to score%s", num_sequences, where)
+        return
+    logger.info("scores:\n%s", format_table(summary))
+    if results_dir is not None:
+        write_json(results_dir / "metrics.json", without_records(summary))
+        write_csv(results_dir / "metrics.csv", sequence_csv_rows(summary))
+    logger.info("%d sequences, %d scored frames (%s): %s %.4f, mean J %.4f%s", num_sequences,
+                summary["num_frames"], summary["frames"], summary["score_name"], summary["score"],
+                summary["mean_J"], where)

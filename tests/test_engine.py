@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -9,7 +7,6 @@ from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
 from inference_handlers.engine import SaliencyEngine
 from inference_handlers.inference import run_inference
-from inference_handlers.metrics import region_similarity, summarise
 
 from conftest import write_mini_davis
 
@@ -91,19 +88,3 @@ def test_labels_are_cropped_and_resized_to_the_frame(tmp_path, mini_davis):
         assert set(np.unique(np.asarray(image))) <= {0, 1}
         assert image.getpalette()[3:6] == [128, 0, 0]
     assert 0 <= summary["mean_J"] <= 1 and summary["num_frames"] == 10
-
-
-def test_region_similarity_definition():
-    a = np.zeros((4, 4), bool)
-    b = np.zeros((4, 4), bool)
-    assert region_similarity(a, b) == 1.0
-    b[0, :2] = True
-    assert region_similarity(a, b) == 0.0
-    a[0, 1:3] = True
-    assert region_similarity(a, b) == pytest.approx(1 / 3)
-
-
-def test_summary_is_mean_over_sequences_not_frames():
-    summary = summarise({"a": [1.0, 1.0, 1.0], "b": [0.0]})
-    assert summary["mean_J"] == 0.5 and summary["num_frames"] == 4
-    assert json.loads(json.dumps(summary)) == summary

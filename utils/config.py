@@ -9,6 +9,7 @@ cross-field rules and the paths the task needs.
 
 import dataclasses
 import difflib
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,15 @@ from utils.errors import UserError
 
 @dataclass
 class ModelConfig:
-    backbone: str = "csn_ir"  # encoder family: csn_ir = interaction-reduced channel-separated 3D ResNet
+    backbone: str = "csn_ir"  # encoder: csn_ir (paper) | csn_ip | resnet (bottleneck 3D ResNet) | resnet_basic (basic-block 3D ResNet); README, Models
     depths: list[int] = field(default_factory=lambda: [3, 8, 36, 3])  # blocks per stage; 3,8,36,3 = ir-CSN-152
     width: int = 64  # stem channels = bottleneck width of stage 1 (stage s uses width * 2**s)
-    decoder_width: int = 256  # channels inside the decoder (GC3d, Refine3d)
+    decoder_width: int = 256  # channels inside the decoder (inter and refine blocks)
+    inter_block: str = "GC3d"  # decoder block on r5: GC3d (paper) | C3D | NL | ASPP
+    refine_block: str = "Refine3d"  # decoder merge blocks: Refine3d (paper) | Refine2plus1d | Refine3dLight | Refine3dLightGN | Refine3dDG | Refine3dConvTranspose | RefineSimple
+    encoder_init: str = "he"  # random init of encoder convs: he = Normal(0, sqrt(2/(kT*kH*kW*out))) | original = sqrt(2/(kT*kH*out)), kernel width left out, CSN stem PyTorch default
     num_classes: int = 2  # output channels; channel 1 is the foreground
-    bn_mode: str = "frozen"  # frozen: encoder BatchNorm in eval mode, no gradient | train: BN trains
+    bn_mode: str = "frozen"  # frozen: encoder BatchNorm in eval mode, no gradient | train: BN trains | sync: BN trains, statistics over all processes (SyncBatchNorm; CUDA under torchrun, else as train)
     bn_eps: float = 1e-5  # BatchNorm epsilon (the original runs with 1e-5; caffe2 weights used 1e-3)
     pixel_mean: list[float] = field(default_factory=lambda: [114.7748, 107.7354, 99.4750])  # RGB, 0-255 scale
     pixel_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # RGB, 0-255 scale; original: 1
@@ -52,15 +56,40 @@ class SyntheticConfig:
 
 
 @dataclass
+class TrainSource:
+    dataset: str = "davis"  # davis | youtube_vos | coco | fbms | visal | synthetic
+    root: str = "data/DAVIS"  # folder of this source, as downloaded (README, section Data)
+    split: str = "2017/train.txt"  # as data.train_split for this dataset
+    weight: float = 1.0  # relative sampling weight: share of the epoch's clips = weight / sum of weights
+
+
+@dataclass
+class DavisConfig:
+    annotations: str = "auto"  # auto | unsupervised (Annotations_unsupervised/480p) | semi_supervised (Annotations/480p, objects merged); auto: Annotations/480p for 2016 splits when present (DAVIS-2016 ground truth), else Annotations_unsupervised/480p when present, else Annotations/480p
+
+
+@dataclass
+class CocoConfig:
+    annotation_file: str = "annotations/instances_{split}.json"  # relative to the root; {split} = the source's split (original: split train -> instances_train.json)
+    image_folders: list[str] = field(default_factory=lambda: ["{split}"])  # relative to the root; an image is read from the first folder whose name occurs in its file name, else from the first (original: [train2014, val2014])
+    categories: list[str] = field(default_factory=list)  # category names to keep (e.g. [person, car]); [] = all 80
+    min_box_size: float = 30.0  # annotations whose box is narrower or lower than this are dropped, pixels (original: 30)
+    warp: str = "before_padding"  # before_padding: pseudo-clip warps of the image only | after_padding: warps of the zero-padded image (original, SPEC 11 defect 18)
+
+
+@dataclass
 class DataConfig:
-    train: str = "davis"  # training dataset: davis | synthetic | fbms | visal
+    train: str | list[TrainSource] = "davis"  # training dataset: davis | youtube_vos | coco | fbms | visal | synthetic, or a list of sources (a mixture; then train_root / train_split are not read)
     train_root: str = "data/DAVIS"  # folder of the training dataset
-    train_split: str = "2017/train.txt"  # DAVIS: list under ImageSets/; FBMS: Trainingset | Testset; ViSal: unused
-    test: str = "davis"  # validation / inference dataset: davis | synthetic | fbms | visal
+    train_split: str = "2017/train.txt"  # DAVIS: list under ImageSets/; YouTube-VOS: train | valid | train_all_frames; COCO: e.g. train2017; FBMS: Trainingset | Testset; ViSal: unused
+    test: str = "davis"  # validation / inference dataset: davis | youtube_vos | synthetic | fbms | visal
     test_root: str = "data/DAVIS"  # folder of the test dataset
-    test_split: str = "2016/val.txt"  # DAVIS: list under ImageSets/; FBMS: Trainingset | Testset; ViSal: unused
+    test_split: str = "2016/val.txt"  # as train_split
     max_temporal_gap: int = 12  # a training clip draws clip_length frames from this many frames after its start
-    clips_per_sequence: int = 0  # training clips per sequence and epoch; 0 = one per frame (original)
+    clips_per_sequence: int = 0  # training clips per sequence and epoch; 0 = one per frame (original); COCO: one per image
+    epoch_length: int = 0  # clips per epoch of a mixture (data.train as a list); 0 = the sum of its sources' own epoch lengths
+    davis: DavisConfig = field(default_factory=DavisConfig)  # which DAVIS annotations are read
+    coco: CocoConfig = field(default_factory=CocoConfig)  # COCO files, filtering and pseudo-clip warps
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # generated when a root is missing
 
 
@@ -68,9 +97,16 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 100  # training epochs
     batch_size: int = 2  # clips per optimiser step (per process)
-    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training and inference (CUDA only; CPU runs fp32)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training and inference; bf16 also on CPU; fp16 (the original's apex "mixed") CUDA only, with a GradScaler
     loss: str = "ce"  # ce: two-class cross-entropy | bce_fg: original BCE on the foreground channel only
-    validate_every: int = 1  # epochs between validations on the test set (0 = never)
+    validate_every: int = 1  # epochs between validations on the test set (0 = never); best.pth keeps the best score
+    init_weights: str = ""  # checkpoint whose weights start a fresh run, e.g. the previous recipe stage's best.pth ("" = none; --wts overrides it)
+    resume: bool = True  # true: continue from saved_models/<name>/last.pth when it exists | false: start over, overwriting it
+    checkpoint_every: int = 0  # iterations between extra last.pth writes inside an epoch (0 = at epoch ends only)
+    snapshot_every: int = 0  # epochs between epoch_NNN.pth snapshots, NNN = epochs done (0 = none)
+    log_every: int = 50  # iterations between log lines (loss of every rank, IoU, lr, time)
+    image_every: int = 500  # iterations between tensorboard images of a training clip (0 = never)
+    max_skipped_steps: int = 100  # fp16: stop after this many consecutive steps skipped for overflowing gradients
 
 
 @dataclass
@@ -78,8 +114,13 @@ class SolverConfig:
     optimizer: str = "adam"  # adam (the original's only choice)
     base_lr: float = 1e-4  # learning rate before any decay
     weight_decay: float = 0.0  # Adam weight decay (original: 0)
-    lr_milestones: list[int] = field(default_factory=lambda: [10])  # lr *= lr_gamma for every epoch after each milestone
-    lr_gamma: float = 0.1  # decay factor at each milestone
+    lr_schedule: str = "step"  # step: per epoch, lr_milestones (original) | poly: (1 - progress) ** poly_power | cosine: half cosine to 0; poly and cosine per iteration
+    lr_milestones: list[int] = field(default_factory=lambda: [10])  # step: lr *= lr_gamma for every epoch after each milestone
+    lr_gamma: float = 0.1  # step: decay factor at each milestone
+    poly_power: float = 0.9  # poly: exponent
+    warmup_iterations: int = 0  # linear warm-up from warmup_factor * lr to the schedule's lr over this many iterations (0 = none)
+    warmup_factor: float = 0.001  # lr multiplier at the first warm-up iteration
+    clip_grad_norm: float = 0.0  # clip the gradients' global L2 norm to this value (0 = no clipping; original: none)
 
 
 @dataclass
@@ -89,6 +130,11 @@ class InferenceConfig:
     dense: bool = False  # true: a window starts at every frame
     mask_names: str = "frame_name"  # output PNG names: frame_name (the frame's file stem) | original_index (original: 5-digit frame number; FBMS number in the name, else position)
     tail: str = "shift_back"  # windows at the end: shift_back (full windows, each frame counted once) | repeat_first (original: pad with copies of the window's first frame, every copy counts)
+    protocol: str = "auto"  # scoring: davis2016 (J, F, J&F) | fbms (J over annotated frames) | saliency (MAE, max F_beta, S) | auto: from data.test (davis, synthetic -> davis2016; fbms -> fbms; visal -> saliency)
+    eval_frames: str = "all"  # annotated frames scored: all (davis2017-evaluation) | skip_first_last (DAVIS-2016 Matlab toolkit, VSOD toolboxes)
+    save_probs: bool = False  # also write results/<name>/probs/<sequence>/<frame>.png: 8-bit round(255 * foreground probability)
+    overlay: bool = False  # also write results/<name>/overlays/<sequence>.mp4: frames with the mask tinted and outlined (H.264)
+    overwrite: bool = False  # false: a re-run skips sequences whose outputs are complete | true: predict every sequence again
 
 
 @dataclass
@@ -112,18 +158,27 @@ class Config:
 
 CHOICES = {
     "device": ("auto", "cpu", "cuda"),
-    "model.backbone": ("csn_ir",),
-    "model.bn_mode": ("frozen", "train"),
+    "model.backbone": ("csn_ir", "csn_ip", "resnet", "resnet_basic"),
+    "model.inter_block": ("GC3d", "C3D", "NL", "ASPP"),
+    "model.refine_block": ("Refine3d", "Refine2plus1d", "Refine3dLight", "Refine3dLightGN", "Refine3dDG",
+                           "Refine3dConvTranspose", "RefineSimple"),
+    "model.encoder_init": ("he", "original"),
+    "model.bn_mode": ("frozen", "train", "sync"),
     "input.train_resize": ("unchanged", "fixed_size", "resize_short_edge", "resize_short_edge_and_crop"),
     "input.test_resize": ("unchanged", "fixed_size", "resize_short_edge"),
-    "data.train": ("davis", "synthetic", "fbms", "visal"),
-    "data.test": ("davis", "synthetic", "fbms", "visal"),
+    "data.train": ("davis", "youtube_vos", "coco", "fbms", "visal", "synthetic"),
+    "data.test": ("davis", "youtube_vos", "fbms", "visal", "synthetic"),
+    "data.davis.annotations": ("auto", "unsupervised", "semi_supervised"),
+    "data.coco.warp": ("before_padding", "after_padding"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "train.loss": ("ce", "bce_fg"),
     "solver.optimizer": ("adam",),
+    "solver.lr_schedule": ("step", "poly", "cosine"),
     "inference.engine": ("saliency",),
     "inference.tail": ("shift_back", "repeat_first"),
     "inference.mask_names": ("frame_name", "original_index"),
+    "inference.protocol": ("auto", "davis2016", "fbms", "saliency"),
+    "inference.eval_frames": ("all", "skip_first_last"),
 }
 
 
@@ -135,14 +190,40 @@ def _closest(key: str, valid, prefix: str) -> str:
     return f"; valid keys: {', '.join(prefix + name for name in valid)}"
 
 
-def _check_value(value, hint, where: str):
-    """Return `value` converted to the type `hint`, or raise a UserError naming `where`."""
+def _type_name(hint) -> str:
+    if typing.get_origin(hint) is list:
+        return "a list"
+    return "a mapping" if dataclasses.is_dataclass(hint) else hint.__name__
+
+
+def _check_value(value, hint, source: str, dotted: str):
+    """Return `value` converted to the type `hint`, or raise a UserError naming `source` and
+    `dotted`. Handles lists, unions (`str | list[TrainSource]`: a list takes the list arm) and
+    dataclasses (a mapping, merged strictly into a fresh instance)."""
     origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        arms = typing.get_args(hint)
+        list_arms = [arm for arm in arms if typing.get_origin(arm) is list]
+        if isinstance(value, (list, tuple)) and list_arms:
+            return _check_value(value, list_arms[0], source, dotted)
+        for arm in arms:
+            if arm not in list_arms:
+                try:
+                    return _check_value(value, arm, source, dotted)
+                except UserError:
+                    pass
+        raise UserError(f"{source}: '{dotted}': expected {' or '.join(map(_type_name, arms))}, got {value!r}")
     if origin is list:
         (item_hint,) = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"{where}: expected a list, got {value!r}")
-        return [_check_value(item, item_hint, f"{where}[{i}]") for i, item in enumerate(value)]
+            raise UserError(f"{source}: '{dotted}': expected a list, got {value!r}")
+        return [_check_value(item, item_hint, source, f"{dotted}[{i}]") for i, item in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise UserError(f"{source}: '{dotted}' must be a mapping, got {value!r}")
+        item = hint()
+        _merge(item, value, source, dotted + ".")
+        return item
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
@@ -151,7 +232,7 @@ def _check_value(value, hint, where: str):
         except ValueError:
             pass
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):
-        raise UserError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise UserError(f"{source}: '{dotted}': expected {hint.__name__}, got {value!r}")
     return value
 
 
@@ -168,7 +249,7 @@ def _merge(target, values: dict, source: str, prefix: str = "") -> None:
                 raise UserError(f"{source}: '{dotted}' must be a mapping, got {value!r}")
             _merge(current, value, source, dotted + ".")
         else:
-            setattr(target, key, _check_value(value, hints[key], f"{source}: '{dotted}'"))
+            setattr(target, key, _check_value(value, hints[key], source, dotted))
 
 
 def _read_yaml(path: Path) -> dict:
@@ -243,11 +324,47 @@ def _get(cfg: Config, dotted: str):
     return value
 
 
-def validate(cfg: Config, task: str) -> None:
-    """Check enums and cross-field rules; check only the paths that `task` reads."""
+def train_sources(data: DataConfig) -> list[tuple[str, TrainSource]]:
+    """(config key of its root, source) for every training source; a single `data.train` name
+    becomes one source of weight 1 from data.train_root and data.train_split."""
+    if isinstance(data.train, list):
+        return [(f"data.train[{i}].root", source) for i, source in enumerate(data.train)]
+    return [("data.train_root", TrainSource(data.train, data.train_root, data.train_split, 1.0))]
+
+
+def _choice_values(cfg: Config, dotted: str) -> list[tuple[str, object]]:
+    """(key, value) pairs to check against CHOICES[dotted]; data.train may list several sources."""
+    value = _get(cfg, dotted)
+    if isinstance(value, list):
+        return [(f"{dotted}[{i}].dataset", source.dataset) for i, source in enumerate(value)]
+    return [(dotted, value)]
+
+
+def _validate_data(data: DataConfig, task: str) -> None:
+    """Mixture rules, and the data roots that `task` reads."""
+    if isinstance(data.train, list):
+        if not data.train:
+            raise UserError("data.train: a list of sources needs at least one source")
+        for i, source in enumerate(data.train):
+            if not source.weight > 0:
+                raise UserError(f"data.train[{i}].weight must be positive, got {source.weight}")
+    if data.epoch_length < 0:
+        raise UserError(f"data.epoch_length must be >= 0, got {data.epoch_length}")
+    roots = [("data.test_root", data.test, data.test_root)] if task in ("train", "infer", "eval") else []
+    if task == "train":
+        roots = [(key, source.dataset, source.root) for key, source in train_sources(data)] + roots
+    for key, kind, root in roots:
+        if kind != "synthetic" and not Path(root).is_dir():
+            raise UserError(f"{key}: folder not found: {root} (see README, section Data)")
+
+
+def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
+    """Check enums and cross-field rules; check only the paths that `task` reads (with
+    `input_path`, the video or frame folder of `--input`, no data root)."""
     for dotted, choices in CHOICES.items():
-        if _get(cfg, dotted) not in choices:
-            raise UserError(f"{dotted} = {_get(cfg, dotted)!r}; choose from {', '.join(choices)}")
+        for where, value in _choice_values(cfg, dotted):
+            if value not in choices:
+                raise UserError(f"{where} = {value!r}; choose from {', '.join(choices)}")
     if cfg.input.clip_length < 1:
         raise UserError("input.clip_length must be at least 1")
     if not 0 <= cfg.inference.clip_overlap < cfg.input.clip_length:
@@ -255,16 +372,24 @@ def validate(cfg: Config, task: str) -> None:
                         f"({cfg.inference.clip_overlap} vs {cfg.input.clip_length})")
     if len(cfg.model.depths) != 4 or min(cfg.model.depths) < 1:
         raise UserError(f"model.depths needs four positive stage depths, got {cfg.model.depths}")
+    if cfg.model.refine_block == "Refine3dConvTranspose" and cfg.input.clip_length % 8:
+        raise UserError(f"model.refine_block Refine3dConvTranspose doubles T at every level, so "
+                        f"input.clip_length must be a multiple of 8, got {cfg.input.clip_length}")
     for key in ("input.train_size", "input.test_size"):
         if len(_get(cfg, key)) not in (1, 2) or min(_get(cfg, key)) < 1:
             raise UserError(f"{key} must be [height, width] or [short_edge], got {_get(cfg, key)}")
     if cfg.train.batch_size < 1 or cfg.train.epochs < 0:
         raise UserError("train.batch_size must be >= 1 and train.epochs >= 0")
-    roots = {"train": ("train", "test"), "infer": ("test",), "eval": ("test",), "benchmark": ()}[task]
-    for split in roots:
-        kind, root = _get(cfg, f"data.{split}"), Path(_get(cfg, f"data.{split}_root"))
-        if kind != "synthetic" and not root.is_dir():
-            raise UserError(f"data.{split}_root: folder not found: {root} "
-                            f"(see README, section Data)")
+    for key in ("train.validate_every", "train.checkpoint_every", "train.snapshot_every", "train.image_every",
+                "solver.warmup_iterations"):
+        if _get(cfg, key) < 0:
+            raise UserError(f"{key} must be >= 0, got {_get(cfg, key)}")
+    if cfg.train.log_every < 1 or cfg.train.max_skipped_steps < 1:
+        raise UserError("train.log_every and train.max_skipped_steps must be >= 1")
+    if not 0 < cfg.solver.warmup_factor <= 1 or cfg.solver.poly_power <= 0 or cfg.solver.clip_grad_norm < 0:
+        raise UserError("solver.warmup_factor must be in (0, 1], solver.poly_power > 0, solver.clip_grad_norm >= 0")
+    _validate_data(cfg.data, task if input_path is None else "input")
+    if input_path is not None and not Path(input_path).exists():
+        raise UserError(f"--input: no such file or folder: {input_path}")
     if task == "train" and cfg.model.backbone_weights and not Path(cfg.model.backbone_weights).is_file():
         raise UserError(f"model.backbone_weights: file not found: {cfg.model.backbone_weights}")

@@ -1,0 +1,141 @@
+"""A user's own video as a `Sequence` (`--input PATH`): a video file decoded with PyAV, streamed
+frame by frame, or a folder of frame images. No ground truth.
+
+    video.mp4 | .avi | .mov | .mkv | .webm | .m4v   -> one sequence named after the file;
+                                                      frames and masks numbered 00000, 00001, ...
+    folder/ of .jpg | .jpeg | .png | .bmp frames     -> one sequence named after the folder, frames
+                                                      in natural order (frame2 before frame10),
+                                                      masks named after the frame files
+"""
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from datasets.sequence import Sequence
+from utils.errors import UserError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+DEFAULT_FRAME_RATE = Fraction(24)  # frames per second of overlay videos made from image folders
+
+
+class VideoFrames:
+    """Decoded frames of a video file; `frames[i]` is a uint8 (H, W, 3) RGB array.
+
+    Decodes forward from the start and keeps only the last frame it returned, so memory does not
+    grow with the video's length; asking for an earlier frame decodes again from the start.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._container = None
+        self._decoded = None
+        self._next = 0           # index of the frame the decoder yields next
+        self._last = (-1, None)  # (index, array) of the last frame returned
+
+    def _restart(self) -> None:
+        self.close()
+        self._container = av.open(str(self.path))
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._decoded = self._container.decode(stream)
+        self._next = 0
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index == self._last[0]:
+            return self._last[1]
+        if self._decoded is None or index < self._next:
+            self._restart()
+        for frame in self._decoded:
+            position, self._next = self._next, self._next + 1
+            if position == index:
+                self._last = (index, frame.to_ndarray(format="rgb24"))
+                return self._last[1]
+        raise IndexError(f"{self.path} has only {self._next} frames, frame {index} requested")
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container, self._decoded = None, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class VideoSequence(Sequence):
+    """A video file: frames come from the decoder, not from files; frame i is named f"{i:05d}"."""
+
+    video_path: Path = Path()
+    frame_count: int = 0             # decoded frames, counted when the sequence is indexed
+    frame_rate: Fraction = DEFAULT_FRAME_RATE
+
+    def open_frames(self) -> VideoFrames:
+        return VideoFrames(self.video_path)
+
+    @property
+    def num_frames(self) -> int:
+        return self.frame_count
+
+    def frame_name(self, index: int) -> str:
+        return f"{index:05d}"
+
+
+def frame_rate_of(sequence: Sequence) -> Fraction:
+    """Frames per second for overlay videos: the video's own rate, else DEFAULT_FRAME_RATE."""
+    return sequence.frame_rate if isinstance(sequence, VideoSequence) else DEFAULT_FRAME_RATE
+
+
+def index_video(path) -> VideoSequence:
+    """A video file as a sequence; its frames are counted by decoding it once."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UserError(f"--input: no video stream in {path}")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            rate = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
+            count = sum(1 for _ in container.decode(stream))
+    except av.FFmpegError as error:
+        raise UserError(f"--input: cannot decode {path}: {error}") from error
+    if count == 0:
+        raise UserError(f"--input: no frames decoded from {path}")
+    return VideoSequence(name=path.stem, frame_paths=(), mask_paths={}, video_path=path,
+                         frame_count=count, frame_rate=Fraction(rate))
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders embedded numbers by value: frame2 < frame10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def index_frame_folder(path) -> Sequence:
+    """A folder of frame images as a sequence (natural order of the file names)."""
+    path = Path(path)
+    frame_paths = tuple(sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                                and p.is_file()), key=natural_key))
+    if not frame_paths:
+        raise UserError(f"--input: no {'/'.join(IMAGE_SUFFIXES)} frames in {path}")
+    return Sequence(name=path.resolve().name, frame_paths=frame_paths, mask_paths={})
+
+
+def index_input(path) -> list[Sequence]:
+    """`--input PATH`: a video file or a folder of frames, as a one-sequence list."""
+    path = Path(path)
+    if path.is_dir():
+        return [index_frame_folder(path)]
+    if not path.is_file():
+        raise UserError(f"--input: no such file or folder: {path}")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"--input: {path} is neither a folder of frames nor a video "
+                        f"({', '.join(VIDEO_SUFFIXES)})")
+    return [index_video(path)]
