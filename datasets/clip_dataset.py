@@ -3,7 +3,10 @@
 A sample is a dict:
     images: float (3, T, H, W) in [0, 1], zero-padded to a multiple of 32
     masks:  uint8 (1, T, H, W) label ids (0 = background), zero-padded
-    info:   {"sequence": name, "frames": list of T frame indices}
+    info:   {"sequence": name, "frames": list of T frame indices,
+             "annotated": list of T bools, False where the frame has no ground truth (its mask is zeros)}
+
+Every source returns this dict (COCO pseudo-clips too: datasets/coco.py), so sources mix freely.
 """
 
 import numpy as np
@@ -11,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.clip_sampling import sample_training_clip
-from datasets.io import read_mask, read_rgb
+from datasets.io import DataFileError, read_mask, read_rgb
 from datasets.transforms import build_train_transform, prepare_training_clip
 
 
@@ -48,7 +51,10 @@ class ClipDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, item: int) -> dict:
-        rng = np.random.default_rng((self.seed, self.epoch, item))
+        return self.sample(item, np.random.default_rng((self.seed, self.epoch, item)))
+
+    def sample(self, item: int, rng: np.random.Generator) -> dict:
+        """Sample `item` with the random draws taken from `rng` (a mixture passes its own)."""
         seq_index, start = self.items[item]
         sequence = self.sequences[seq_index]
         if start < 0:
@@ -61,11 +67,17 @@ class ClipDataset(Dataset):
             torch.manual_seed(int(rng.integers(2**31)))
             images, masks = prepare_training_clip(images, masks, self.resize_mode,
                                                   self.resize_size, self.crop)
-        return {"images": images, "masks": masks, "info": {"sequence": sequence.name, "frames": frames}}
+        return {"images": images, "masks": masks,
+                "info": {"sequence": sequence.name, "frames": frames,
+                         "annotated": [f in sequence.mask_paths for f in frames]}}
 
     @staticmethod
     def _read_mask(sequence, frame: int, shape) -> np.ndarray:
         """Label ids of an annotated frame; zeros for a frame without annotation."""
-        if frame in sequence.mask_paths:
-            return read_mask(sequence.mask_paths[frame])
-        return np.zeros(shape, dtype=np.uint8)
+        if frame not in sequence.mask_paths:
+            return np.zeros(shape, dtype=np.uint8)
+        mask = read_mask(sequence.mask_paths[frame])
+        if mask.shape != tuple(shape):
+            raise DataFileError(f"mask {sequence.mask_paths[frame]} is {mask.shape[1]}x{mask.shape[0]}, "
+                                f"its frame {sequence.frame_paths[frame]} is {shape[1]}x{shape[0]}")
+        return mask

@@ -1,41 +1,100 @@
-"""DAVIS layout (2016 / 2017, unsupervised annotations):
+"""DAVIS as downloaded: the DAVIS-2016 release and the DAVIS-2017 releases.
 
     ROOT/JPEGImages/480p/<sequence>/00000.jpg ...
-    ROOT/Annotations_unsupervised/480p/<sequence>/00000.png ...   (palette PNG, 0 = background)
-    ROOT/ImageSets/<year>/<split>.txt                             (one sequence name per line)
+    ROOT/Annotations_unsupervised/480p/<sequence>/00000.png ...  (DAVIS-2017 unsupervised: palette ids)
+    ROOT/Annotations/480p/<sequence>/00000.png ...               (DAVIS-2016: 0/255; DAVIS-2017 semi-supervised: palette ids)
+    ROOT/ImageSets/2016/val.txt, 2017/train.txt ...              (one sequence name per line)
+    ROOT/ImageSets/480p/train.txt, val.txt                       (DAVIS-2016 release: "<frame path> <mask path>" per line)
+
+Any non-zero id is foreground, so every object of a multi-object mask is merged. Which
+annotation folder is read: `annotations` (data.davis.annotations), see `annotation_folder`.
 """
 
 from pathlib import Path
 
-from datasets.sequence import Sequence
+from PIL import Image
+
+from datasets.sequence import Sequence, check_sequence
 from utils.errors import UserError
 
 FRAME_DIR = Path("JPEGImages/480p")
-MASK_DIR = Path("Annotations_unsupervised/480p")
+ANNOTATION_DIRS = {"unsupervised": Path("Annotations_unsupervised/480p"),
+                   "semi_supervised": Path("Annotations/480p")}
 
 
 def read_sequence_list(root: Path, split: str) -> list[str]:
+    """Sequence names of ROOT/ImageSets/<split>, in file order: one name per line, or (DAVIS-2016
+    ImageSets/480p) one "<frame path> <mask path>" pair per frame, named by the frame's folder."""
     list_path = root / "ImageSets" / split
     if not list_path.is_file():
         raise UserError(f"DAVIS sequence list not found: {list_path}")
-    names = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
+    names = []
+    for line in list_path.read_text().splitlines():
+        fields = line.split()
+        name = Path(fields[0]).parent.name if len(fields) > 1 else "".join(fields)
+        if name and name not in names:
+            names.append(name)
     if not names:
         raise UserError(f"DAVIS sequence list is empty: {list_path}")
     return names
 
 
-def index_davis(root, split: str) -> list[Sequence]:
-    """Sequences listed in ROOT/ImageSets/<split>, in file order."""
+def is_2016_split(split: str) -> bool:
+    return Path(split).parts[0] in ("2016", "480p")
+
+
+def annotation_folder(root: Path, split: str, annotations: str) -> Path:
+    """The folder of masks: `unsupervised` and `semi_supervised` name it; `auto` takes
+    Annotations/480p for a 2016 split when it exists (the DAVIS-2016 ground truth; the original
+    read the unsupervised masks, SPEC 11 defect 22), otherwise Annotations_unsupervised/480p when
+    it exists, otherwise Annotations/480p."""
+    if annotations != "auto":
+        return root / ANNOTATION_DIRS[annotations]
+    semi, unsupervised = root / ANNOTATION_DIRS["semi_supervised"], root / ANNOTATION_DIRS["unsupervised"]
+    if is_2016_split(split) and semi.is_dir():
+        return semi
+    return unsupervised if unsupervised.is_dir() else semi
+
+
+def describe_annotations(mask_root: Path, first_mask: Path | None) -> str:
+    """A short description of the annotation source for reports."""
+    relative = mask_root.relative_to(mask_root.parents[1])
+    if relative.parts[0] == "Annotations_unsupervised":
+        return f"DAVIS-2017 {relative.as_posix()}"
+    if first_mask is None:
+        return f"DAVIS {relative.as_posix()}"
+    with Image.open(first_mask) as image:
+        palette = image.mode == "P"
+    if palette:
+        return f"DAVIS-2017 {relative.as_posix()} (palette ids, objects merged)"
+    return f"DAVIS-2016 {relative.as_posix()} (0/255)"
+
+
+def index_davis(root, split: str, annotations: str = "auto") -> list[Sequence]:
+    """Sequences listed in ROOT/ImageSets/<split>, in file order; masks from
+    `annotation_folder(root, split, annotations)`."""
     root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"DAVIS root not found: {root}")
+    mask_root = annotation_folder(root, split, annotations)
     sequences = []
     for name in read_sequence_list(root, split):
-        frame_paths = tuple(sorted((root / FRAME_DIR / name).glob("*.jpg")))
+        frame_folder = root / FRAME_DIR / name
+        if not frame_folder.is_dir():
+            raise UserError(f"DAVIS sequence '{name}' of ImageSets/{split} is not on disk: {frame_folder}")
+        frame_paths = tuple(sorted(frame_folder.glob("*.jpg")))
         if not frame_paths:
-            raise UserError(f"DAVIS sequence '{name}' has no frames in {root / FRAME_DIR / name}")
+            raise UserError(f"DAVIS sequence '{name}' has no frames in {frame_folder}")
         mask_paths = {}
         for index, frame_path in enumerate(frame_paths):
-            mask_path = root / MASK_DIR / name / f"{frame_path.stem}.png"
+            mask_path = mask_root / name / f"{frame_path.stem}.png"
             if mask_path.is_file():
                 mask_paths[index] = mask_path
+        if not mask_paths and any((mask_root / name).glob("*.png")):
+            raise UserError(f"no mask in {mask_root / name} is named like a frame of {frame_folder}")
         sequences.append(Sequence(name=name, frame_paths=frame_paths, mask_paths=mask_paths))
-    return sequences
+    for sequence in sequences:
+        check_sequence(sequence)
+    first_mask = next((s.mask_paths[s.annotated_indices[0]] for s in sequences if s.mask_paths), None)
+    ground_truth = describe_annotations(mask_root, first_mask)
+    return [Sequence(s.name, s.frame_paths, s.mask_paths, ground_truth=ground_truth) for s in sequences]

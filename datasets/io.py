@@ -1,15 +1,60 @@
 """Reading and writing frames and masks (written atomically, see utils/files.py).
 
 Masks are palette PNGs whose pixel values are label ids (0 = background); the palette is the
-PASCAL-VOC colour map that DAVIS uses, so index 1 is dark red (128, 0, 0).
+PASCAL-VOC colour map that DAVIS uses, so index 1 is dark red (128, 0, 0). Ground truth in other
+formats is read into the same label maps: DAVIS-2016 0/255 masks keep 255 as their id, and an
+FBMS `.ppm` (white background, one colour per object) becomes 1 wherever it is not white.
+
+A file that cannot be read raises `DataFileError`, one line naming the path, also when a
+DataLoader worker meets it.
 """
 
+import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
+from utils.errors import UserError
 from utils.files import atomic_write
+
+WHITE_BACKGROUND_SUFFIXES = (".ppm",)  # FBMS colour ground truth: background white, objects coloured
+
+
+class DataFileError(UserError):
+    """An image or mask that cannot be read.
+
+    A DataLoader worker's exception reaches the main process as `DataFileError(<the worker's
+    traceback as text>)` (torch's ExceptionWrapper); only its last line's message is kept, so the
+    run still ends with one `error: cannot read ...` line.
+    """
+
+    def __init__(self, message: str):
+        if "Traceback (most recent call last)" in message:
+            message = message.rstrip().splitlines()[-1].split(": ", 1)[-1]
+        super().__init__(message)
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that orders the numbers inside a file name by value (frame_2 before frame_10)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataFileError(f"cannot read image {path}: {error}") from error
+
+
+def check_frame_and_mask(frame_path: Path, mask_path: Path | None) -> None:
+    """Both files readable, and of the same size (headers only; a UserError names the paths)."""
+    frame_size = image_size(frame_path)
+    if mask_path is not None and image_size(mask_path) != frame_size:
+        raise UserError(f"mask {mask_path} is {image_size(mask_path)[1]}x{image_size(mask_path)[0]}, "
+                        f"its frame {frame_path} is {frame_size[1]}x{frame_size[0]}")
 
 
 def voc_palette(num_colors: int = 256) -> list[int]:
@@ -30,16 +75,25 @@ def voc_palette(num_colors: int = 256) -> list[int]:
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as a uint8 (H, W, 3) RGB array."""
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"))
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataFileError(f"cannot read image {path}: {error}") from error
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """A mask file as a uint8 (H, W) array of label ids (palette indices for palette PNGs)."""
-    with Image.open(path) as image:
-        if image.mode not in ("P", "L", "1"):
-            image = image.convert("L")
-        return np.array(image, dtype=np.uint8)
+    """A mask file as a uint8 (H, W) array of label ids (palette indices for palette PNGs; 1 for
+    every non-white pixel of an FBMS .ppm)."""
+    try:
+        with Image.open(path) as image:
+            if Path(path).suffix.lower() in WHITE_BACKGROUND_SUFFIXES:
+                return (np.array(image.convert("RGB")) != 255).any(axis=2).astype(np.uint8)
+            if image.mode not in ("P", "L", "1"):
+                image = image.convert("L")
+            return np.array(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataFileError(f"cannot read mask {path}: {error}") from error
 
 
 def write_palette_png(path: str | Path, labels: np.ndarray) -> None:

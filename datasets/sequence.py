@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.io import read_rgb
+from datasets.io import check_frame_and_mask, read_rgb
 
 
 class ImageFrames:
@@ -72,3 +72,15 @@ class Sequence:
     def output_name(self, index: int, naming: str) -> str:
         """Name of frame `index`'s mask: 'frame_name' (default) or 'original_index'."""
         return self.original_frame_name(index) if naming == "original_index" else self.frame_name(index)
+
+
+def check_sequence(sequence: Sequence) -> None:
+    """The index-time check of one sequence: its first annotated frame and that frame's mask
+    (or its first frame, without annotations) are readable and of the same size. Only headers
+    are read, so indexing stays fast; any other unreadable file fails when it is read, with one
+    line naming it (`datasets.io.DataFileError`)."""
+    if sequence.mask_paths:
+        first = sequence.annotated_indices[0]
+        check_frame_and_mask(sequence.frame_paths[first], sequence.mask_paths[first])
+    else:
+        check_frame_and_mask(sequence.frame_paths[0], None)
