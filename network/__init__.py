@@ -1,18 +1,80 @@
-"""Network construction: one table of encoders and one `build_model(model_config)`."""
+"""Network construction: one table per exchangeable part and one `build_model(model_config)`.
 
-from network.csn import CSNEncoder
-from network.model import SaliencyNetwork, build_saliency_network
+The names are the original's (SPEC §3.3, §4.2, §4.6), except that the backbone names leave the
+depth to `model.depths` (resnet152_csn_ir = csn_ir with depths 3,8,36,3) and `ASPP` is the
+original's `ASPPModule`. The paper's network is csn_ir + GC3d + Refine3d.
+"""
+
+from network.csn import csn_ip, csn_ir
+from network.decoder import Decoder3d
+from network.decoder_blocks import (
+    ASPP, C3D, GC3d, NL, Refine2plus1d, Refine3d, Refine3dConvTranspose, Refine3dDG, Refine3dLight,
+    Refine3dLightGN, RefineSimple)
+from network.model import SaliencyNetwork
+from network.resnet3d import resnet, resnet_basic
+from utils.errors import UserError
 from utils.registry import pick
 
-BACKBONES = {"csn_ir": CSNEncoder}
+BACKBONES = {
+    "csn_ir": csn_ir,  # ir-CSN: depthwise 3x3x3 in the bottleneck (the paper's; 3,8,36,3 = ir-CSN-152)
+    "csn_ip": csn_ip,  # ip-CSN: 1x1x1 + depthwise 3x3x3 in the bottleneck (3,8,36,3 = ip-CSN-152)
+    "resnet": resnet,  # 3D ResNet, full 3x3x3 bottlenecks (3,4,6,3 = ResNet-50 ... 3,24,36,3 = 200)
+    "resnet_basic": resnet_basic,  # 3D ResNet, basic blocks (1,1,1,1 = ResNet-10, 2,2,2,2 = 18, 3,4,6,3 = 34)
+}
+INTER_BLOCKS = {"GC3d": GC3d, "C3D": C3D, "NL": NL, "ASPP": ASPP}
+REFINE_BLOCKS = {
+    "Refine3d": Refine3d, "Refine2plus1d": Refine2plus1d, "Refine3dLight": Refine3dLight,
+    "Refine3dLightGN": Refine3dLightGN, "Refine3dDG": Refine3dDG,
+    "Refine3dConvTranspose": Refine3dConvTranspose, "RefineSimple": RefineSimple,
+}
 BN_MODES = ("frozen", "train")
+
+
+def build_network(depths, width: int, decoder_width: int, num_classes: int, bn_mode: str,
+                  bn_eps: float, pixel_mean, pixel_std, backbone: str = "csn_ir",
+                  inter_block: str = "GC3d", refine_block: str = "Refine3d",
+                  encoder_init: str = "he") -> SaliencyNetwork:
+    """3DC-Seg with the named encoder and decoder blocks.
+
+    csn_ir with depths (3, 8, 36, 3), width 64, decoder_width 256, GC3d and Refine3d is the
+    paper's network (backbone weights `irCSN_152_ft_kinetics_from_ig65m_f126851907.pth`,
+    released checkpoint `bmvc_final.pth`); smaller values give the tiny models used for tests
+    and the demo.
+    """
+    encoder = pick(BACKBONES, backbone, "backbone")(
+        depths=tuple(depths), width=width, bn_eps=bn_eps, pixel_mean=tuple(pixel_mean),
+        pixel_std=tuple(pixel_std), conv_init=encoder_init)
+    check_group_norm_widths(encoder.out_channels, decoder_width, inter_block, refine_block)
+    decoder = Decoder3d(encoder.out_channels, channels=decoder_width, num_classes=num_classes,
+                        inter_block=pick(INTER_BLOCKS, inter_block, "inter block"),
+                        refine_block=pick(REFINE_BLOCKS, refine_block, "refine block"))
+    return SaliencyNetwork(encoder, decoder, bn_mode=bn_mode)
+
+
+def check_group_norm_widths(encoder_channels, decoder_width: int, inter_block: str,
+                            refine_block: str) -> None:
+    """The GroupNorm blocks need channel counts their group counts divide (ASPP: GroupNorm(16) on
+    r5 and on decoder_width / 4, with at least two channels per group because its image-pooling
+    branch normalises a 1x1 map; GroupNorm(32) on decoder_width; Refine3dLightGN: GroupNorm(32)
+    on r2..r4 and decoder_width)."""
+    c2, c5 = encoder_channels[0], encoder_channels[3]
+    if inter_block == "ASPP" and (decoder_width % 64 or decoder_width < 128
+                                  or c5 % (decoder_width // 4) or c5 % 16):
+        raise UserError(f"model.inter_block ASPP needs model.decoder_width a multiple of 64, at least 128, and "
+                        f"encoder output channels ({c5}) a multiple of 16 and of decoder_width / 4; "
+                        f"got decoder_width {decoder_width}")
+    if refine_block == "Refine3dLightGN" and (decoder_width % 32 or c2 % 32):
+        raise UserError(f"model.refine_block Refine3dLightGN needs model.decoder_width and the "
+                        f"encoder's r2 channels ({c2}, from model.width) to be multiples of 32; "
+                        f"got decoder_width {decoder_width}")
 
 
 def build_model(model_config) -> SaliencyNetwork:
     """Build the 3DC-Seg network described by a `ModelConfig`."""
-    pick(BACKBONES, model_config.backbone, "backbone")
-    return build_saliency_network(
-        depths=tuple(model_config.depths), width=model_config.width,
+    return build_network(
+        depths=model_config.depths, width=model_config.width,
         decoder_width=model_config.decoder_width, num_classes=model_config.num_classes,
         bn_mode=model_config.bn_mode, bn_eps=model_config.bn_eps,
-        pixel_mean=tuple(model_config.pixel_mean), pixel_std=tuple(model_config.pixel_std))
+        pixel_mean=model_config.pixel_mean, pixel_std=model_config.pixel_std,
+        backbone=model_config.backbone, inter_block=model_config.inter_block,
+        refine_block=model_config.refine_block, encoder_init=model_config.encoder_init)

@@ -1,4 +1,8 @@
-"""Pretrained ir-CSN backbone files in the four published layouts, named onto our `CSNEncoder`.
+"""Pretrained backbone files in the four published layouts, named onto our `Encoder3d`.
+
+ir-CSN and ip-CSN files come in all four layouts; the 3D ResNets (bottleneck and basic blocks)
+only in ours (`3dcseg`, the names of the original's Resnet3d.py). `source_block` tells the block
+kind from a file's keys, and `BLOCK_BACKBONES` names the `model.backbone` that holds it.
 
 Format names (what `detect_backbone_format` reports):
 
@@ -7,10 +11,13 @@ Format names (what `detect_backbone_format` reports):
   `python -m network.convert_weights` writes the same layout without the head.
 * ``vmz_caffe2``: a VMZ caffe2 model-zoo pickle `{"blobs": {name: numpy array}}` (SPEC §5.4,
   FORMATS §6.2). Blocks are numbered globally over all stages (stage starts 0, 3, 11, 47 for
-  ir-CSN-152) and the depthwise conv is `conv_3`, not `conv_2` (VMZ numbering).
+  CSN-152). ir: the depthwise conv is `conv_3`, not `conv_2` (VMZ numbering); ip: `conv_1`,
+  `conv_2_middle` (the extra 1x1x1), `conv_2` (depthwise), `conv_3` (expand).
 * ``vmz_pytorch``: the VMZ PyTorch port, a torchvision `VideoResNet` state dict (`stem.0`,
   `layerX.Y.conv1.0`, ...). Checked against `facebookresearch/VMZ:pt/vmz/models/{csn,utils}.py`
-  and torchvision's `VideoResNet`/`Bottleneck` (same 932 names).
+  and torchvision's `VideoResNet`/`Bottleneck` (same 932 names). ip: VMZ's `IPConv3DDepthwise`
+  makes `conv2.0` a sequence of 1x1x1 (`conv2.0.0`), BatchNorm (`conv2.0.1`) and depthwise
+  (`conv2.0.2`) convolutions.
 * ``mmaction2``: an mmaction2 `ResNet3dCSN` (ir) checkpoint. Names checked against
   `open-mmlab/mmaction2:mmaction/models/backbones/resnet3d_csn.py` and `resnet3d.py`: every conv
   is an mmcv `ConvModule` holding `conv` and `bn` (mmcv names BatchNorm layers "bn"); the stem
@@ -18,7 +25,8 @@ Format names (what `detect_backbone_format` reports):
   `conv2.0.conv` / `conv2.0.bn`; the projection shortcut is a `ConvModule` named `downsample`.
   Recognizer checkpoints `{"state_dict", "meta"}` prefix the backbone with `backbone.` and hold
   the head `cls_head.fc_cls.{weight,bias}` (`I3DHead`); a backbone-only file (no prefix) is
-  accepted as well.
+  accepted as well. ip (`bottleneck_mode='ip'`): `conv2.0` is the extra 1x1x1 `ConvModule` and
+  `conv2.1` the depthwise one.
 
 Each format has an explicit table from our encoder key to exactly one source key. Classifier
 heads and the caffe2 training leftovers in `CAFFE2_EXTRA_BLOBS` (plus `<blob>_momentum` for
@@ -60,31 +68,59 @@ STEM_NAMES = {
     "mmaction2": {"conv1": "conv1.conv", "bn1": "conv1.bn"},
 }
 
-# Our block modules -> the source module; {p} = "layer{L}.{b}", {i} = global block index.
-# `downsample.*` exists only in the first block of each stage.
+# Block kinds: ir / ip = channel-separated bottlenecks (network/csn.py), bottleneck / basic =
+# the 3D ResNet blocks (network/resnet3d.py); the `model.backbone` that has each, and its title.
+BLOCK_BACKBONES = {"ir": "csn_ir", "ip": "csn_ip", "bottleneck": "resnet", "basic": "resnet_basic"}
+BLOCK_TITLES = {"ir": "ir-CSN", "ip": "ip-CSN", "bottleneck": "3D ResNet (bottleneck)",
+                "basic": "3D ResNet (basic blocks)"}
+
+# Our block modules -> the source module, per format and block kind; {p} = "layer{L}.{b}",
+# {i} = global block index. `downsample.*` exists only in the first block of each stage.
+SHORTCUT_NAMES = {
+    "3dcseg": {"downsample.0": "{p}.downsample.0", "downsample.1": "{p}.downsample.1"},
+    "vmz_caffe2": {"downsample.0": "shortcut_projection_{i}", "downsample.1": "shortcut_projection_{i}_spatbn"},
+    "vmz_pytorch": {"downsample.0": "{p}.downsample.0", "downsample.1": "{p}.downsample.1"},
+    "mmaction2": {"downsample.0": "{p}.downsample.conv", "downsample.1": "{p}.downsample.bn"},
+}
 BLOCK_NAMES = {
     "3dcseg": {
-        "conv1": "{p}.conv1", "bn1": "{p}.bn1", "conv2": "{p}.conv2", "bn2": "{p}.bn2",
-        "conv3": "{p}.conv3", "bn3": "{p}.bn3",
-        "downsample.0": "{p}.downsample.0", "downsample.1": "{p}.downsample.1"},
+        "ir": {"conv1": "{p}.conv1", "bn1": "{p}.bn1", "conv2": "{p}.conv2", "bn2": "{p}.bn2",
+               "conv3": "{p}.conv3", "bn3": "{p}.bn3"},
+        "ip": {"conv1": "{p}.conv1", "bn1": "{p}.bn1", "conv2": "{p}.conv2", "bn2": "{p}.bn2",
+               "conv3": "{p}.conv3", "bn3": "{p}.bn3", "conv4": "{p}.conv4", "bn4": "{p}.bn4"},
+        "bottleneck": {"conv1": "{p}.conv1", "bn1": "{p}.bn1", "conv2": "{p}.conv2", "bn2": "{p}.bn2",
+                       "conv3": "{p}.conv3", "bn3": "{p}.bn3"},
+        "basic": {"conv1": "{p}.conv1", "bn1": "{p}.bn1", "conv2": "{p}.conv2", "bn2": "{p}.bn2"},
+    },
     "vmz_caffe2": {
-        "conv1": "comp_{i}_conv_1", "bn1": "comp_{i}_spatbn_1",
-        "conv2": "comp_{i}_conv_3", "bn2": "comp_{i}_spatbn_3",
-        "conv3": "comp_{i}_conv_4", "bn3": "comp_{i}_spatbn_4",
-        "downsample.0": "shortcut_projection_{i}", "downsample.1": "shortcut_projection_{i}_spatbn"},
+        "ir": {"conv1": "comp_{i}_conv_1", "bn1": "comp_{i}_spatbn_1",
+               "conv2": "comp_{i}_conv_3", "bn2": "comp_{i}_spatbn_3",
+               "conv3": "comp_{i}_conv_4", "bn3": "comp_{i}_spatbn_4"},
+        "ip": {"conv1": "comp_{i}_conv_1", "bn1": "comp_{i}_spatbn_1",
+               "conv2": "comp_{i}_conv_2_middle", "bn2": "comp_{i}_spatbn_2_middle",
+               "conv3": "comp_{i}_conv_2", "bn3": "comp_{i}_spatbn_2",
+               "conv4": "comp_{i}_conv_3", "bn4": "comp_{i}_spatbn_3"},
+    },
     "vmz_pytorch": {
-        "conv1": "{p}.conv1.0", "bn1": "{p}.conv1.1", "conv2": "{p}.conv2.0", "bn2": "{p}.conv2.1",
-        "conv3": "{p}.conv3.0", "bn3": "{p}.conv3.1",
-        "downsample.0": "{p}.downsample.0", "downsample.1": "{p}.downsample.1"},
+        "ir": {"conv1": "{p}.conv1.0", "bn1": "{p}.conv1.1", "conv2": "{p}.conv2.0", "bn2": "{p}.conv2.1",
+               "conv3": "{p}.conv3.0", "bn3": "{p}.conv3.1"},
+        "ip": {"conv1": "{p}.conv1.0", "bn1": "{p}.conv1.1", "conv2": "{p}.conv2.0.0", "bn2": "{p}.conv2.0.1",
+               "conv3": "{p}.conv2.0.2", "bn3": "{p}.conv2.1", "conv4": "{p}.conv3.0", "bn4": "{p}.conv3.1"},
+    },
     "mmaction2": {
-        "conv1": "{p}.conv1.conv", "bn1": "{p}.conv1.bn",
-        "conv2": "{p}.conv2.0.conv", "bn2": "{p}.conv2.0.bn",
-        "conv3": "{p}.conv3.conv", "bn3": "{p}.conv3.bn",
-        "downsample.0": "{p}.downsample.conv", "downsample.1": "{p}.downsample.bn"},
+        "ir": {"conv1": "{p}.conv1.conv", "bn1": "{p}.conv1.bn", "conv2": "{p}.conv2.0.conv",
+               "bn2": "{p}.conv2.0.bn", "conv3": "{p}.conv3.conv", "bn3": "{p}.conv3.bn"},
+        "ip": {"conv1": "{p}.conv1.conv", "bn1": "{p}.conv1.bn", "conv2": "{p}.conv2.0.conv",
+               "bn2": "{p}.conv2.0.bn", "conv3": "{p}.conv2.1.conv", "bn3": "{p}.conv2.1.bn",
+               "conv4": "{p}.conv3.conv", "bn4": "{p}.conv3.bn"},
+    },
 }
+# A key that only ip-CSN files of each format have (first block of layer1; after the prefix).
+IP_MARKERS = {"3dcseg": "layer1.0.conv4.weight", "vmz_caffe2": "comp_0_conv_2_middle_w",
+              "vmz_pytorch": "layer1.0.conv2.0.0.weight", "mmaction2": "layer1.0.conv2.1.conv.weight"}
 
 MODULE_KINDS = {"conv1": "conv", "bn1": "bn", "conv2": "conv", "bn2": "bn", "conv3": "conv",
-                "bn3": "bn", "downsample.0": "conv", "downsample.1": "bn"}
+                "bn3": "bn", "conv4": "conv", "bn4": "bn", "downsample.0": "conv", "downsample.1": "bn"}
 
 # Our tensor name -> suffix of the source key (None: the format does not store it).
 TORCH_FIELDS = {
@@ -144,6 +180,11 @@ class BackboneSource:
     format: str
     tensors: dict
     prefix: str = ""
+
+    @property
+    def block(self) -> str:
+        """The block kind the file holds (a key of BLOCK_BACKBONES)."""
+        return source_block(self)
 
 
 class ForbiddenGlobal(pickle.UnpicklingError):
@@ -210,13 +251,32 @@ def block_layout(depths) -> list[tuple[str, int, bool]]:
     return layout
 
 
-def backbone_key_table(fmt: str, depths, prefix: str = "") -> dict[str, str | None]:
-    """Our encoder key (e.g. `layer2.0.bn1.weight`) -> source key in `fmt` (None: not stored)."""
+def source_block(source: BackboneSource) -> str:
+    """ip when the file has its format's ip-only key; in our layout, basic without `conv3` and
+    bottleneck when `conv2` is a full convolution; ir otherwise."""
+    tensors, prefix = source.tensors, source.prefix
+    if prefix + IP_MARKERS[source.format] in tensors:
+        return "ip"
+    if source.format != "3dcseg":
+        return "ir"
+    if prefix + "layer1.0.conv3.weight" not in tensors:
+        return "basic"
+    middle = getattr(tensors.get(prefix + "layer1.0.conv2.weight"), "shape", (0, 1))
+    return "ir" if middle[1] == 1 else "bottleneck"
+
+
+def backbone_key_table(fmt: str, depths, prefix: str = "", block: str = "ir") -> dict[str, str | None]:
+    """Our encoder key (e.g. `layer2.0.bn1.weight`) -> source key in `fmt` (None: not stored),
+    for an encoder of `block` kind."""
+    if block not in BLOCK_NAMES[fmt]:
+        raise UserError(f"{fmt} backbone files hold CSN encoders only, not {BLOCK_TITLES[block]} "
+                        f"(model.backbone {BLOCK_BACKBONES[block]})")
     modules = dict(STEM_NAMES[fmt])
-    for block, index, first in block_layout(depths):
-        for ours, template in BLOCK_NAMES[fmt].items():
+    templates = dict(BLOCK_NAMES[fmt][block], **SHORTCUT_NAMES[fmt])
+    for name, index, first in block_layout(depths):
+        for ours, template in templates.items():
             if first or not ours.startswith("downsample"):
-                modules[f"{block}.{ours}"] = template.format(p=block, i=index)
+                modules[f"{name}.{ours}"] = template.format(p=name, i=index)
     fields = CAFFE2_FIELDS if fmt == "vmz_caffe2" else TORCH_FIELDS
     table = {}
     for ours, theirs in modules.items():
@@ -267,12 +327,12 @@ def source_width(source: BackboneSource) -> int:
 
 
 def map_backbone(source: BackboneSource, depths) -> tuple[dict, list[str], list[str]]:
-    """Rename the file's tensors to our encoder keys.
+    """Rename the file's tensors to our encoder keys (for the file's block kind).
 
     Returns (state, unknown source keys, missing source keys). A target whose source key is
     absent is left out of `state`, except `num_batches_tracked`, which is then 0.
     """
-    table = backbone_key_table(source.format, depths, source.prefix)
+    table = backbone_key_table(source.format, depths, source.prefix, source.block)
     state, missing = OrderedDict(), []
     for target, key in table.items():
         optional = target.endswith("." + OPTIONAL_FIELD)

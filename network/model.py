@@ -1,16 +1,17 @@
-"""The 3DC-Seg network: ir-CSN encoder + 3D decoder (Mahadevan et al., "Making a Case for 3D
+"""The 3DC-Seg network: 3D encoder + 3D decoder (Mahadevan et al., "Making a Case for 3D
 Convolutions for Object Segmentation in Videos", BMVC 2020, arXiv 2008.11516).
 
 Submodule names are the checkpoint format of the original `SaliencyNetwork`
 (`encoder.*`, `decoders.0.*`), so the released `bmvc_final.pth` maps onto this model by name.
+`network.build_network` assembles it from the encoder and block tables.
 """
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from network.csn import CSNEncoder
 from network.decoder import Decoder3d
+from network.resnet3d import Encoder3d
 
 
 class SaliencyNetwork(nn.Module):
@@ -19,7 +20,7 @@ class SaliencyNetwork(nn.Module):
     H and W must be multiples of 32 and T a multiple of 8 for exact temporal halving.
     """
 
-    def __init__(self, encoder: CSNEncoder, decoder: Decoder3d, bn_mode: str = "frozen"):
+    def __init__(self, encoder: Encoder3d, decoder: Decoder3d, bn_mode: str = "frozen"):
         super().__init__()
         self.encoder = encoder
         self.decoders = nn.ModuleList([decoder])
@@ -44,16 +45,3 @@ class SaliencyNetwork(nn.Module):
         r5, r4, r3, r2 = self.encoder(clip)
         return self.decoders[0](r5, r4, r3, r2)  # (N, K, T, H, W)
 
-
-def build_saliency_network(depths, width: int, decoder_width: int, num_classes: int,
-                           bn_mode: str, bn_eps: float, pixel_mean, pixel_std) -> SaliencyNetwork:
-    """3DC-Seg with an ir-CSN encoder of the given depths and first-stage width.
-
-    depths (3, 8, 36, 3), width 64, decoder_width 256 is the paper's network (ir-CSN-152,
-    backbone weights `irCSN_152_ft_kinetics_from_ig65m_f126851907.pth`, released checkpoint
-    `bmvc_final.pth`); smaller values give the tiny models used for tests and the demo.
-    """
-    encoder = CSNEncoder(depths=depths, width=width, bn_eps=bn_eps,
-                         pixel_mean=pixel_mean, pixel_std=pixel_std)
-    decoder = Decoder3d(encoder.out_channels, channels=decoder_width, num_classes=num_classes)
-    return SaliencyNetwork(encoder, decoder, bn_mode=bn_mode)

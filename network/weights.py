@@ -7,8 +7,8 @@ Full-model checkpoints come in two formats, told apart by `load_model_weights`:
   {"epoch", "iter", "model", "optimizer"}, every key prefixed with `module.` when it was trained
   on several GPUs.
 
-Our module names are the original's canonical names (network/model.py), so the original's key
-table is the identity on our model's keys: `encoder.mean`/`std`, `encoder.conv1`, `encoder.bn1`,
+Our module names are the original's canonical names (network/model.py) for every encoder and
+decoder block it can select, so the original's key table is the identity on our model's keys: `encoder.mean`/`std`, `encoder.conv1`, `encoder.bn1`,
 `encoder.layer1-4` and `decoders.0.*`. The rest of the original state dict is ignored by name
 (`ORIGINAL_IGNORED`): the `encoder.resnet.*` aliases of the backbone, where `encoder.resnet.bn1`
 is a stale copy after apex SyncBN conversion (the forward pass uses `encoder.bn1`, SPEC §13
@@ -19,10 +19,17 @@ all of these back, so the original code can load our weights.
 Backbone-only files (four formats, key tables in network/backbone_formats.py) are loaded into
 the encoder by `load_backbone_weights`.
 
+Which variant a state dict holds (model.backbone, model.inter_block, model.refine_block) is read
+off the layout of one encoder block, the inter block and a refine block: their tensor names,
+kernel sizes and which convolutions are depthwise, compared with every variant built on the meta
+device (`detect_variants`). A checkpoint of another variant is refused with one line naming
+both, e.g. "checkpoint has conv4 in encoder blocks (csn_ip); config builds csn_ir".
+
 Every problem a user can cause raises a one-line UserError; a strict load lists the missing,
 unexpected and mis-shaped tensors together.
 """
 
+import functools
 import logging
 import re
 from collections import OrderedDict
@@ -30,10 +37,11 @@ from dataclasses import dataclass
 
 import torch
 
+from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_network
 from utils.files import atomic_write
 from network.backbone_formats import (
-    BACKBONE_FORMATS, BackboneSource, detect_backbone_format, map_backbone, read_weight_file,
-    source_depths)
+    BACKBONE_FORMATS, BLOCK_BACKBONES, BLOCK_TITLES, BackboneSource, detect_backbone_format,
+    map_backbone, read_weight_file, source_block, source_depths)
 from utils.checkpoint import CHECKPOINT_FORMAT
 from utils.errors import UserError
 
@@ -49,6 +57,14 @@ KINETICS_CLASSES = 400  # rows of the original's unused `encoder.resnet.fc`
 GUIDANCE_KERNEL = 7  # the original's unused `encoder.conv1_p`: Conv3d 1 -> width, kernel 7
 EPS_1E3_FORMATS = ("vmz_caffe2", "vmz_pytorch", "mmaction2")
 LISTED_NAMES = 5
+# The parts that tell the variants apart: (config key, table, state-dict prefix, what it is).
+VARIANT_PARTS = (
+    ("backbone", BACKBONES, "encoder.layer4.0.", "encoder blocks"),
+    ("inter_block", INTER_BLOCKS, "decoders.0.GC.", "decoders.0.GC"),
+    ("refine_block", REFINE_BLOCKS, "decoders.0.RF4.", "the refine blocks decoders.0.RF*"),
+)
+# Small enough to build instantly, large enough for every block's GroupNorm (on the meta device).
+PROBE_SHAPE = {"depths": (1, 1, 1, 1), "width": 32, "decoder_width": 128, "num_classes": 2}
 
 
 @dataclass
@@ -200,6 +216,9 @@ def load_model_weights(model: torch.nn.Module, path) -> str:
     """Load a full-model checkpoint (ours or the original's) strictly; returns its format name."""
     checkpoint = parse_model_checkpoint(read_weight_file(path), path)
     source = f"{path} ({FORMAT_TITLES[checkpoint.kind]})"
+    mismatches = variant_mismatches(checkpoint.state, model.state_dict())
+    if mismatches:
+        raise UserError(f"cannot load {source}: {'; '.join(mismatches)}")
     file_shape, model_shape = try_infer_model_shape(checkpoint.state), infer_model_shape(model.state_dict())
     if file_shape is not None and file_shape != model_shape:
         problems = compare_state(model.state_dict(), checkpoint.state).problems()
@@ -218,27 +237,33 @@ def encoder_depths(encoder: torch.nn.Module) -> tuple[int, ...]:
 
 
 def load_backbone_weights(encoder: torch.nn.Module, path) -> str:
-    """Load an ir-CSN backbone file (any of BACKBONE_FORMATS) into a `CSNEncoder`; returns the
-    detected format. The encoder's `mean`/`std` buffers keep their configured values."""
+    """Load a backbone file (any of BACKBONE_FORMATS) into an `Encoder3d`; returns the detected
+    format. The encoder's `mean`/`std` buffers keep their configured values."""
     obj = read_weight_file(path)
     source = detect_backbone_format(obj)
     if source is None:
-        raise UserError(f"{path} is not an ir-CSN backbone file in a known format "
+        raise UserError(f"{path} is not a CSN or 3D ResNet backbone file in a known format "
                         f"({', '.join(BACKBONE_FORMATS)}): {describe_weight_object(obj)}")
     load_backbone_source(encoder, source, str(path))
     eps_note = ""
     if source.format in EPS_1E3_FORMATS:
         eps_note = (f"; these weights were trained with BatchNorm eps 1e-3, the model uses "
                     f"{encoder.bn1.eps:g} (model.bn_eps)")
-    logger.info("loaded ir-CSN backbone weights (%s format) from %s%s", source.format, path, eps_note)
+    logger.info("loaded %s backbone weights (%s format) from %s%s", BLOCK_TITLES[source.block],
+                source.format, path, eps_note)
     return source.format
 
 
 def load_backbone_source(encoder: torch.nn.Module, source: BackboneSource, origin: str) -> None:
     """Copy a recognised backbone file's tensors into `encoder`, checking depth, names and shapes."""
+    block = source_block(BackboneSource("3dcseg", encoder.state_dict()))
+    if source.block != block:
+        raise UserError(f"{origin}: backbone file holds {BLOCK_TITLES[source.block]} blocks "
+                        f"({BLOCK_BACKBONES[source.block]}); config builds {BLOCK_BACKBONES[block]} "
+                        f"(model.backbone)")
     depths, file_depths = encoder_depths(encoder), source_depths(source)
     if file_depths != depths:
-        raise UserError(f"{origin}: backbone file is ir-CSN with depths {file_depths}; "
+        raise UserError(f"{origin}: backbone file is {BLOCK_TITLES[block]} with depths {file_depths}; "
                         f"the model has {depths}")
     state, unknown, missing = map_backbone(source, depths)
     state["mean"], state["std"] = encoder.mean, encoder.std
@@ -250,6 +275,73 @@ def load_backbone_source(encoder: torch.nn.Module, source: BackboneSource, origi
     encoder.load_state_dict(state)
 
 
+def layout(state: dict, prefix: str) -> dict:
+    """Tensor names under `prefix` (prefix removed) -> for 5-d conv weights (kernel size,
+    depthwise), else the number of dimensions."""
+    parts = {}
+    for key, value in state.items():
+        if key.startswith(prefix):
+            shape = tuple(getattr(value, "shape", ()))
+            parts[key[len(prefix):]] = (shape[2:], shape[1] == 1) if len(shape) == 5 else len(shape)
+    return parts
+
+
+@functools.cache
+def reference_layouts() -> dict[str, dict[str, dict]]:
+    """{config key: {variant: layout}}, from every variant built on the meta device."""
+    default = {key: next(iter(table)) for key, table, _, _ in VARIANT_PARTS}
+    references = {}
+    for key, table, prefix, _ in VARIANT_PARTS:
+        references[key] = {}
+        for name in table:
+            with torch.device("meta"):
+                model = build_network(**PROBE_SHAPE, bn_mode="train", bn_eps=1e-5, pixel_mean=(0, 0, 0),
+                                      pixel_std=(1, 1, 1), **dict(default, **{key: name}))
+            references[key][name] = layout(model.state_dict(), prefix)
+    return references
+
+
+def detect_variants(state: dict) -> dict[str, str | None]:
+    """{"backbone": ..., "inter_block": ..., "refine_block": ...} of a state dict with our key
+    names; None where the layout matches no variant."""
+    found = {}
+    for key, _, prefix, _ in VARIANT_PARTS:
+        observed = layout(state, prefix)
+        found[key] = next((name for name, reference in reference_layouts()[key].items()
+                           if reference == observed), None)
+    return found
+
+
+def variant_mismatches(file_state: dict, model_state: dict) -> list[str]:
+    """One phrase per part in which a checkpoint's variant differs from the model's."""
+    file_variants, model_variants = detect_variants(file_state), detect_variants(model_state)
+    phrases = []
+    for key, _, prefix, where in VARIANT_PARTS:
+        ours, theirs = model_variants[key], file_variants[key]
+        if theirs is not None and ours is not None and theirs != ours:
+            evidence = _evidence(layout(file_state, prefix), layout(model_state, prefix))
+            phrases.append(f"checkpoint has {evidence} in {where} ({theirs}); config builds "
+                           f"{ours} (model.{key})")
+    return phrases
+
+
+def _evidence(file_layout: dict, model_layout: dict) -> str:
+    """The first convolution that tells two layouts apart, as a short phrase."""
+    convs = {key: value for key, value in file_layout.items() if isinstance(value, tuple)}
+    model_convs = {key: value for key, value in model_layout.items() if isinstance(value, tuple)}
+    for key in convs:
+        if key not in model_convs:
+            return key.removesuffix(".weight")
+    for key in model_convs:
+        if key not in convs:
+            return f"no {key.removesuffix('.weight')}"
+    for key, (kernel, depthwise) in convs.items():
+        if model_convs[key] != (kernel, depthwise):
+            kind = "depthwise" if depthwise else "full"
+            return f"a {kind} {'x'.join(map(str, kernel))} {key.removesuffix('.weight')}"
+    return "another layout"
+
+
 def try_infer_model_shape(state: dict) -> dict | None:
     try:
         return infer_model_shape(state)
@@ -258,8 +350,8 @@ def try_infer_model_shape(state: dict) -> dict | None:
 
 
 def infer_model_shape(state: dict) -> dict:
-    """`build_saliency_network` arguments (depths, width, decoder_width, num_classes) that fit a
-    state dict with our key names."""
+    """`build_network` arguments (depths, width, decoder_width, num_classes, backbone,
+    inter_block, refine_block) that fit a state dict with our key names."""
     state = strip_prefixes(state)
     depths = {}
     for key in state:
@@ -272,10 +364,15 @@ def infer_model_shape(state: dict) -> dict:
     lacking += [f"encoder.layer{stage}.0.conv1.weight" for stage in range(1, 5) if stage not in depths]
     if lacking:
         raise UserError(f"cannot tell the model's shape: the weights lack {listing(lacking)}")
+    variants = detect_variants(state)
+    unknown = [where for key, _, _, where in VARIANT_PARTS if variants[key] is None]
+    if unknown:
+        raise UserError(f"cannot tell the model's shape: the layout of {' and '.join(unknown)} "
+                        f"matches no variant the network can build")
     return {"depths": tuple(depths[stage] for stage in range(1, 5)),
             "width": int(state["encoder.conv1.weight"].shape[0]),
             "decoder_width": int(state["decoders.0.convG1.weight"].shape[0]),
-            "num_classes": int(state["decoders.0.pred2.weight"].shape[0])}
+            "num_classes": int(state["decoders.0.pred2.weight"].shape[0]), **variants}
 
 
 def describe_shape(shape: dict) -> str:
@@ -294,7 +391,7 @@ def export_original(model_state: dict, epoch: int = 0, iteration: int = 0) -> di
     """
     state = strip_prefixes(model_state)
     infer_model_shape(state)
-    _require(state, ["encoder.mean", "encoder.std", "encoder.layer4.0.conv3.weight",
+    _require(state, ["encoder.mean", "encoder.std", "encoder.layer4.0.downsample.0.weight",
                      "decoders.0.pred2.bias"])
     backbone = [(key, value) for key, value in state.items() if BACKBONE_KEY.match(key)]
     decoder = [(key, value) for key, value in state.items() if key.startswith("decoders.0.")]
@@ -304,7 +401,7 @@ def export_original(model_state: dict, epoch: int = 0, iteration: int = 0) -> di
     for key, value in backbone:
         alias = "encoder.resnet." + key.removeprefix("encoder.")
         model[alias] = value.clone() if key.startswith("encoder.bn1.") else value
-    features = state["encoder.layer4.0.conv3.weight"].shape[0]
+    features = state["encoder.layer4.0.downsample.0.weight"].shape[0]
     model["encoder.resnet.fc.weight"] = torch.zeros(KINETICS_CLASSES, features)
     model["encoder.resnet.fc.bias"] = torch.zeros(KINETICS_CLASSES)
     model.update(backbone)

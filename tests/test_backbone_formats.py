@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from network.backbone_formats import BACKBONE_FORMATS, backbone_key_table
-from network.csn import CSN152_DEPTHS, CSNEncoder
+from network.csn import CSN152_DEPTHS, csn_ir
 from network.weights import (
     load_backbone_weights, load_model_weights)
 from utils.checkpoint import save_checkpoint
@@ -69,10 +69,10 @@ def test_caffe2_training_leftovers_are_ignored(tmp_path):
 
 def test_caffe2_unknown_blob_is_rejected_by_name(tmp_path):
     obj = backbone_file_object("vmz_caffe2", encoder_weights())
-    obj["blobs"]["comp_0_conv_2_middle_w"] = np.zeros(3, np.float32)
-    path = tmp_path / "ip_csn.pkl"
+    obj["blobs"]["comp_0_conv_5_w"] = np.zeros(3, np.float32)
+    path = tmp_path / "odd_csn.pkl"
     path.write_bytes(pickle.dumps(obj))
-    with pytest.raises(UserError, match=r"1 unexpected \(comp_0_conv_2_middle_w\)"):
+    with pytest.raises(UserError, match=r"1 unexpected \(comp_0_conv_5_w\)"):
         load_backbone_weights(tiny_encoder(), path)
 
 
@@ -118,7 +118,7 @@ def test_backbone_missing_and_misshaped_tensors_are_listed_together(tmp_path):
 @pytest.mark.parametrize("fmt", BACKBONE_FORMATS)
 def test_full_size_key_tables_cover_the_930_encoder_tensors_once(fmt):
     with torch.device("meta"):
-        encoder_keys = set(CSNEncoder().state_dict()) - {"mean", "std"}
+        encoder_keys = set(csn_ir().state_dict()) - {"mean", "std"}
     table = backbone_key_table(fmt, CSN152_DEPTHS)
     sources = [source for source in table.values() if source is not None]
     assert len(encoder_keys) == 930 and set(table) == encoder_keys

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from network import build_model
-from network.model import build_saliency_network
+from network import build_network
 from utils.config import load_config
 
 from conftest import REPO_ROOT, TINY_CONFIG
@@ -61,7 +61,7 @@ def test_full_size_model_matches_state_dict_reference():
 
 
 def tiny(bn_mode="train"):
-    return build_saliency_network((1, 1, 1, 1), 8, 16, 2, bn_mode, 1e-5, MEAN, (1.0, 1.0, 1.0))
+    return build_network((1, 1, 1, 1), 8, 16, 2, bn_mode, 1e-5, MEAN, (1.0, 1.0, 1.0))
 
 
 def test_tiny_forward_shapes_and_feature_strides():

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from network.csn import CSN152_DEPTHS
-from network.model import build_saliency_network
+from network import build_network
 from network.weights import (
     export_original, infer_model_shape, load_backbone_weights, load_model_weights, load_weights,
     save_original_checkpoint, strip_prefixes)
@@ -234,7 +234,7 @@ def test_caffe2_pickle_with_a_class_off_the_allow_list_is_refused(tmp_path):
 
 def test_export_original_has_all_1915_keys_of_the_full_model():
     with torch.device("meta"):
-        state = build_saliency_network(CSN152_DEPTHS, 64, 256, 2, bn_mode="train", bn_eps=1e-5,
+        state = build_network(CSN152_DEPTHS, 64, 256, 2, bn_mode="train", bn_eps=1e-5,
                                        pixel_mean=PIXEL_MEAN, pixel_std=(1.0, 1.0, 1.0)).state_dict()
     exported = export_original(state, epoch=3, iteration=7)
     model = exported["model"]
@@ -267,8 +267,9 @@ def test_export_copies_bn1_into_a_separate_resnet_bn1(model_state):
 
 
 def test_infer_model_shape_reads_depths_and_widths(model_state):
-    assert infer_model_shape(model_state) == {"depths": DEPTHS, "width": WIDTH,
-                                              "decoder_width": DECODER_WIDTH, "num_classes": 2}
+    assert infer_model_shape(model_state) == {
+        "depths": DEPTHS, "width": WIDTH, "decoder_width": DECODER_WIDTH, "num_classes": 2,
+        "backbone": "csn_ir", "inter_block": "GC3d", "refine_block": "Refine3d"}
     with pytest.raises(UserError, match="cannot tell the model's shape"):
         infer_model_shape({"encoder.conv1.weight": torch.zeros(8, 3, 3, 7, 7)})
 
@@ -328,7 +329,7 @@ def test_a_2d_resnet_state_dict_is_not_taken_for_an_ircsn_backbone(tmp_path):
     from torchvision.models import resnet18
     path = tmp_path / "resnet18.pth"
     torch.save(resnet18().state_dict(), path)
-    with pytest.raises(UserError, match="not an ir-CSN backbone file"):
+    with pytest.raises(UserError, match="not a CSN or 3D ResNet backbone file"):
         load_backbone_weights(tiny_encoder(), path)
     with pytest.raises(UserError, match="not a 3DC-Seg model checkpoint"):
         load_model_weights(tiny_model(), path)
