@@ -98,3 +98,34 @@ def test_paper_config_values():
     assert cfg.data.max_temporal_gap == 12 and cfg.solver.base_lr == 5e-5 and cfg.train.batch_size == 2
     assert cfg.input.test_size == [480] and cfg.input.test_resize == "resize_short_edge"
     assert load_config(REPO_ROOT / "run_configs" / "bmvc_final_dense.yaml").inference.dense is True
+
+
+def test_data_train_may_list_weighted_sources(tmp_path):
+    path = write(tmp_path, "data:\n  train:\n    - {dataset: coco, root: c, split: train2017, weight: 0.25}\n"
+                           "    - {dataset: youtube_vos, root: y, split: train, weight: 1}\n  epoch_length: 100\n")
+    cfg = load_config(path)
+    assert [(s.dataset, s.root, s.split, s.weight) for s in cfg.data.train] == [
+        ("coco", "c", "train2017", 0.25), ("youtube_vos", "y", "train", 1.0)]
+    assert from_dict(to_dict(cfg)) == cfg
+    assert load_config(path, ["data.train=davis"]).data.train == "davis"  # one source stays one line
+
+
+def test_unknown_key_inside_a_source_names_its_position(tmp_path):
+    with pytest.raises(UserError, match=r"unknown key 'data\.train\[1\]\.wieght'; did you mean data\.train\[1\]\.weight"):
+        load_config(write(tmp_path, "data: {train: [{dataset: coco}, {dataset: davis, wieght: 2}]}\n"))
+    with pytest.raises(UserError, match="'data.train': expected str or a list"):
+        load_config(write(tmp_path, "data: {train: 3}\n"))
+
+
+def test_validate_checks_every_source_of_a_mixture(tmp_path):
+    sources = f"[{{dataset: davis, root: {tmp_path}}}, {{dataset: coco, root: {tmp_path / 'missing'}}}]"
+    cfg = load_config(TINY_CONFIG, [f"data.train={sources}", f"data.test_root={tmp_path}"])
+    with pytest.raises(UserError, match=r"data\.train\[1\]\.root: folder not found"):
+        validate(cfg, "train")
+    validate(cfg, "infer")
+    cfg = load_config(TINY_CONFIG, [f"data.train=[{{dataset: cocoa, root: {tmp_path}}}]"])
+    with pytest.raises(UserError, match=r"data\.train\[0\]\.dataset = 'cocoa'"):
+        validate(cfg, "train")
+    cfg = load_config(TINY_CONFIG, [f"data.train=[{{dataset: davis, root: {tmp_path}, weight: 0}}]"])
+    with pytest.raises(UserError, match=r"data\.train\[0\]\.weight must be positive"):
+        validate(cfg, "train")

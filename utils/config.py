@@ -340,8 +340,9 @@ def _choice_values(cfg: Config, dotted: str) -> list[tuple[str, object]]:
     return [(dotted, value)]
 
 
-def _validate_data(data: DataConfig, task: str) -> None:
-    """Mixture rules, and the data roots that `task` reads."""
+def _validate_data(data: DataConfig, task: str, validating: bool) -> None:
+    """Mixture rules, and the data roots that `task` reads (training reads the test root only
+    when it validates)."""
     if isinstance(data.train, list):
         if not data.train:
             raise UserError("data.train: a list of sources needs at least one source")
@@ -350,7 +351,7 @@ def _validate_data(data: DataConfig, task: str) -> None:
                 raise UserError(f"data.train[{i}].weight must be positive, got {source.weight}")
     if data.epoch_length < 0:
         raise UserError(f"data.epoch_length must be >= 0, got {data.epoch_length}")
-    roots = [("data.test_root", data.test, data.test_root)] if task in ("train", "infer", "eval") else []
+    roots = [("data.test_root", data.test, data.test_root)] if task in ("infer", "eval") or validating else []
     if task == "train":
         roots = [(key, source.dataset, source.root) for key, source in train_sources(data)] + roots
     for key, kind, root in roots:
@@ -388,7 +389,8 @@ def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
         raise UserError("train.log_every and train.max_skipped_steps must be >= 1")
     if not 0 < cfg.solver.warmup_factor <= 1 or cfg.solver.poly_power <= 0 or cfg.solver.clip_grad_norm < 0:
         raise UserError("solver.warmup_factor must be in (0, 1], solver.poly_power > 0, solver.clip_grad_norm >= 0")
-    _validate_data(cfg.data, task if input_path is None else "input")
+    _validate_data(cfg.data, task if input_path is None else "input",
+                   validating=task == "train" and cfg.train.validate_every > 0)
     if input_path is not None and not Path(input_path).exists():
         raise UserError(f"--input: no such file or folder: {input_path}")
     if task == "train" and cfg.model.backbone_weights and not Path(cfg.model.backbone_weights).is_file():
