@@ -8,7 +8,6 @@ frame by frame, or a folder of frame images. No ground truth.
                                                       masks named after the frame files
 """
 
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from datasets.io import natural_key
 from datasets.sequence import Sequence
 from utils.errors import UserError
 
@@ -113,11 +113,6 @@ def index_video(path) -> VideoSequence:
                          frame_count=count, frame_rate=Fraction(rate))
 
 
-def natural_key(path: Path) -> list:
-    """Sort key that orders embedded numbers by value: frame2 < frame10."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
 def index_frame_folder(path) -> Sequence:
     """A folder of frame images as a sequence (natural order of the file names)."""
     path = Path(path)
@@ -139,3 +134,50 @@ def index_input(path) -> list[Sequence]:
         raise UserError(f"--input: {path} is neither a folder of frames nor a video "
                         f"({', '.join(VIDEO_SUFFIXES)})")
     return [index_video(path)]
+
+
+class ArrayFrames:
+    """Frames held by the caller (a (T, H, W, 3) uint8 array or a list of (H, W, 3) arrays)."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.asarray(self.frames[index], dtype=np.uint8)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, eq=False)
+class ArraySequence(Sequence):
+    """Frames passed in memory (Python API); frame i is named f"{i:05d}"."""
+
+    frames: object = ()  # (T, H, W, 3) uint8 array or list of (H, W, 3) uint8 arrays, RGB
+
+    def open_frames(self) -> ArrayFrames:
+        return ArrayFrames(self.frames)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    def frame_name(self, index: int) -> str:
+        return f"{index:05d}"
+
+
+def array_sequence(frames, name: str = "array") -> ArraySequence:
+    """In-memory RGB frames as a sequence; every frame must be uint8 (H, W, 3)."""
+    if len(frames) == 0:
+        raise UserError("no frames given")
+    for index, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise UserError(f"frame {index}: expected a uint8 (H, W, 3) RGB array, got {frame.dtype} {frame.shape}")
+    return ArraySequence(name=name, frame_paths=(), mask_paths={}, frames=frames)

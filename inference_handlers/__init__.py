@@ -1,6 +1,9 @@
-"""Inference: the engine (per-frame probabilities), writers (files) and metrics (J)."""
+"""Inference: the engine (per-frame probabilities), writers (files), metrics and protocols
+(scores, and `merge_summaries` for the summaries of several processes), the folder evaluator
+(`python -m inference_handlers.evaluate`) and the Python entry point (`segmenter.Segmenter`)."""
 
 from inference_handlers.engine import SaliencyEngine
+from inference_handlers.protocols import merge_summaries, protocol_for
 from utils.registry import pick
 
 ENGINES = {"saliency": SaliencyEngine}

@@ -23,7 +23,6 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.io import read_mask
-from datasets.transforms import resize_image, resize_labels
 from datasets.video import frame_rate_of
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
                                           scored_indices, summarise)
@@ -109,8 +108,7 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
                         write_probability(written[-1], probability)
                 if prediction.index in scored:
                     ground_truth = read_mask(sequence.mask_paths[prediction.index]) != 0
-                    add_frame(record, protocol, name,
-                              score_frame(protocol, *_at_size(labels, probability, ground_truth.shape), ground_truth))
+                    add_frame(record, protocol, name, score_frame(protocol, labels, probability, ground_truth))
                 progress.update(1)
                 if settings["overlay"]:
                     yield images[prediction.index], labels
@@ -125,12 +123,6 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
         write_json(marker, {**settings, "num_frames": sequence.num_frames, "record": record,
                             "files": [str(path.relative_to(results_dir)) for path in written]})
     return record
-
-
-def _at_size(labels, probability, shape):
-    """Prediction resized to the ground truth's size when they differ (nearest / bilinear)."""
-    probability = None if probability is None else resize_image(probability, shape)
-    return resize_labels(labels, shape), probability
 
 
 def read_marker(marker: Path) -> dict | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets.transforms import resize_image, resize_labels
 from inference_handlers.metrics import (boundary_f, max_f_from_histograms, region_similarity,
                                         saliency_frame, statistics)
 from utils.registry import pick
@@ -74,8 +75,13 @@ def scored_indices(annotated: list[int], frames: str) -> list[int]:
 
 def score_frame(protocol: str, labels: np.ndarray, probability: np.ndarray | None,
                 ground_truth: np.ndarray) -> dict:
-    """Per-frame values of a protocol. labels: (H, W) mask (non-zero = foreground); probability:
-    uint8 (H, W) grey map (saliency only); ground_truth: (H, W) mask of the same size."""
+    """Per-frame values of a protocol. labels: uint8 (h, w) mask (non-zero = foreground);
+    probability: uint8 (h, w) grey map (saliency only); ground_truth: (H, W) mask (non-zero =
+    foreground). A prediction of another size is resized to the ground truth's first (labels
+    nearest, grey map bilinear)."""
+    shape = ground_truth.shape
+    labels = resize_labels(np.asarray(labels, dtype=np.uint8), shape)
+    probability = None if probability is None else resize_image(np.asarray(probability, dtype=np.uint8), shape)
     values = {"J": region_similarity(labels, ground_truth)}
     if protocol == "saliency":
         values.update(saliency_frame(probability, ground_truth))

@@ -1,0 +1,171 @@
+"""Score a folder of predictions against ground truth with the code of `--task infer/eval`.
+
+    python -m inference_handlers.evaluate --pred results/bmvc_final --gt data/DAVIS/Annotations/480p \\
+        --protocol davis2016 [--frames all|skip_first_last] [--out DIR]
+    python -m inference_handlers.evaluate --pred DIR --gt data/DAVIS --dataset davis --split 2016/val.txt
+    python -m inference_handlers.evaluate --pred DIR --gt data/ViSal/GroundTruth --protocol saliency
+
+Predictions: PRED/<sequence>/<frame>.png|.jpg|.bmp, e.g. our masks, our probability PNGs
+(results/<name>/probs) or the authors' result zips. Palette or 1-bit images are label maps
+(non-zero = foreground); grey images are read as probability = level / 255 (a 0/1 grey image as
+a 0/1 mask), foreground where >= 128 for J and F.
+
+Ground truth, one of:
+- a mask tree GT/<sequence>/<frame>.<ext> (DAVIS Annotations/480p, FBMS inst/test, ...);
+- a flat folder GT/<frame>.<ext> (the ViSal GroundTruth folder): a prediction's sequence gets
+  the ground-truth files named like its frames;
+- a dataset root read by the dataset's indexer (`--dataset davis|fbms|visal|...`, `--split`),
+  exactly as `--task infer` reads it (e.g. DAVIS-2016 ground truth when the tree has it).
+Any non-zero ground-truth pixel is foreground. A prediction is found by the ground-truth frame's
+name, else by its frame number as five digits (the original's output names); every scored
+ground-truth frame needs one.
+"""
+
+import argparse
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from datasets import index_sequences
+from datasets.io import read_mask
+from inference_handlers.protocols import (FRAME_SETS, PROTOCOLS, add_frame, format_table, new_record,
+                                          protocol_for, score_frame, scored_indices, sequence_csv_rows,
+                                          summarise, without_records)
+from inference_handlers.writers import write_csv, write_json
+from utils.config import DataConfig
+from utils.errors import UserError, report
+
+logger = logging.getLogger("evaluate")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm")
+
+
+@dataclass
+class TruthSequence:
+    name: str
+    frames: list[tuple[list[str], Path]]  # per annotated frame: names a prediction may have, mask file
+    source: str                           # for "ground truth read"
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def candidate_names(stem: str) -> list[str]:
+    """The frame's own name, then its trailing frame number as five digits."""
+    match = re.search(r"(\d+)$", stem)
+    return [stem] + ([f"{int(match.group(1)):05d}"] if match else [])
+
+
+def truth_from_folder(gt: Path, pred: Path) -> list[TruthSequence]:
+    """A mask tree, or a flat folder matched to the prediction folders by frame name."""
+    folders = sorted(p for p in gt.iterdir() if p.is_dir() and image_files(p))
+    if folders:
+        return [TruthSequence(f.name, [(candidate_names(p.stem), p) for p in image_files(f)], str(gt))
+                for f in folders]
+    by_stem = {p.stem: p for p in image_files(gt)}
+    if not by_stem:
+        raise UserError(f"--gt: no mask files or sequence folders in {gt}")
+    sequences = []
+    for folder in sorted(p for p in pred.iterdir() if p.is_dir()):
+        frames = [([p.stem], by_stem[p.stem]) for p in image_files(folder) if p.stem in by_stem]
+        if frames:
+            sequences.append(TruthSequence(folder.name, frames, f"{gt} (flat, matched by frame name)"))
+    return sequences
+
+
+def truth_from_dataset(dataset: str, root: Path, split: str) -> list[TruthSequence]:
+    """The annotated frames of a dataset, read by its indexer as `--task infer` reads them."""
+    sequences = index_sequences(DataConfig(test=dataset, test_root=str(root), test_split=split), "test")
+    return [TruthSequence(s.name, [([s.frame_name(i), s.original_frame_name(i)], s.mask_paths[i])
+                                   for i in s.annotated_indices], s.ground_truth or str(root))
+            for s in sequences if s.mask_paths]
+
+
+def read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(labels uint8 0/1, grey uint8 0-255) of a prediction file."""
+    with Image.open(path) as image:
+        if image.mode in ("P", "1"):
+            labels = (np.array(image) != 0).astype(np.uint8)
+            return labels, labels * 255
+        grey = np.array(image.convert("L"))
+    if grey.max() <= 1:
+        return grey, grey * 255
+    return (grey >= 128).astype(np.uint8), grey
+
+
+def find_prediction(folder: Path, names: list[str]) -> Path | None:
+    for name in names:
+        for suffix in IMAGE_SUFFIXES:
+            if (folder / f"{name}{suffix}").is_file():
+                return folder / f"{name}{suffix}"
+    return None
+
+
+def evaluate(pred: Path, truth: list[TruthSequence], protocol: str, frames: str,
+             show_progress: bool = True) -> dict:
+    """The summary (protocols.summarise) of the predictions under `pred`."""
+    records, missing = {}, []
+    for sequence in tqdm(truth, desc="evaluate", unit="sequence", disable=not show_progress):
+        record = new_record(protocol)
+        scored = set(scored_indices(list(range(len(sequence.frames))), frames))
+        for position, (names, mask_path) in enumerate(sequence.frames):
+            if position not in scored:
+                continue
+            found = find_prediction(pred / sequence.name, names)
+            if found is None:
+                missing.append(f"{sequence.name}/{names[0]}")
+                continue
+            labels, grey = read_prediction(found)
+            add_frame(record, protocol, found.stem,
+                      score_frame(protocol, labels, grey, read_mask(mask_path) != 0))
+        records[sequence.name] = record
+    if missing:
+        raise UserError(f"--pred: no prediction for {len(missing)} annotated frames in {pred}, "
+                        f"e.g. {', '.join(missing[:3])}")
+    return summarise(records, protocol, frames, [s.source for s in truth])
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pred", required=True, help="folder of prediction folders, one per sequence")
+    parser.add_argument("--gt", required=True, help="mask tree, flat mask folder, or dataset root (--dataset)")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="default: from --dataset, else davis2016")
+    parser.add_argument("--frames", choices=FRAME_SETS, default="all",
+                        help="score all annotated frames or skip each sequence's first and last one")
+    parser.add_argument("--dataset", help="read --gt as this dataset's root (davis, fbms, visal, ...)")
+    parser.add_argument("--split", default="2016/val.txt", help="with --dataset: its split (DAVIS list, FBMS Testset)")
+    parser.add_argument("--out", help="also write metrics.json and metrics.csv into this folder")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        pred, gt = Path(args.pred), Path(args.gt)
+        for flag, folder in (("--pred", pred), ("--gt", gt)):
+            if not folder.is_dir():
+                raise UserError(f"{flag}: folder not found: {folder}")
+        protocol = args.protocol or protocol_for("auto", args.dataset or "davis")
+        truth = truth_from_dataset(args.dataset, gt, args.split) if args.dataset else truth_from_folder(gt, pred)
+        if not truth:
+            raise UserError(f"--gt: no annotated frames found in {gt}")
+        summary = evaluate(pred, truth, protocol, args.frames)
+        logger.info("%s", format_table(summary))
+        if args.out:
+            write_json(Path(args.out) / "metrics.json", without_records(summary))
+            write_csv(Path(args.out) / "metrics.csv", sequence_csv_rows(summary))
+    except UserError as error:
+        return report(error)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Segment videos from Python (notebooks, other code) with the engine that `main.py` uses.
+
+    from inference_handlers.segmenter import Segmenter
+    segmenter = Segmenter("saved_models/demo/last.pth")      # config stored in our checkpoints
+    segmenter = Segmenter("bmvc_final.pth", config="run_configs/bmvc_final.yaml", device="cuda")
+    result = segmenter.segment("video.mp4")   # or a folder of frames, or (T, H, W, 3) uint8 RGB frames
+    result.masks            # uint8 (T, H, W), 1 = foreground, at the frames' size
+    result.probabilities    # float32 (T, H, W), foreground probability (probabilities=False: None)
+
+The model is loaded once; `segment` can be called for any number of videos. `predictions`
+streams one (frame index, mask, probability) at a time for videos too long to hold.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from datasets.sequence import Sequence
+from datasets.transforms import crop_padding
+from datasets.video import array_sequence, index_input
+from inference_handlers import build_engine
+from network import build_model
+from network.weights import load_model_weights
+from utils.checkpoint import read_torch_file
+from utils.config import from_dict, load_config, parse_override, validate
+from utils.errors import UserError
+
+
+@dataclass
+class Segmentation:
+    masks: np.ndarray                 # uint8 (T, H, W), 0 = background, 1 = foreground
+    probabilities: np.ndarray | None  # float32 (T, H, W), foreground probability
+    frame_names: list[str]            # names the masks get under results/ (frame stems or 00000, ...)
+
+
+def config_from_checkpoint(weights, overrides=()):
+    """The config stored in one of our checkpoints, with `section.key=value` overrides."""
+    stored = read_torch_file(weights)
+    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+        raise UserError(f"{weights} stores no config (an original 3DC-Seg checkpoint?); "
+                        f"pass config=, e.g. run_configs/bmvc_final.yaml")
+    values = stored["config"]
+    for text in overrides:
+        key, value = parse_override(text)
+        *sections, name = key.split(".")
+        target = values
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = value
+    return from_dict(values)
+
+
+def probability_at_frame_size(prediction) -> np.ndarray:
+    """float32 (h, w) foreground probability, padding cropped, bilinear resize to the frame."""
+    probability = crop_padding(prediction.probabilities[1], prediction.pad).numpy().astype(np.float32)
+    height, width = prediction.shape
+    if probability.shape == (height, width):
+        return probability
+    return np.asarray(Image.fromarray(probability, mode="F").resize((width, height), Image.BILINEAR))
+
+
+class Segmenter:
+    """A loaded model and its sliding-window engine, configured as for `--task infer`."""
+
+    def __init__(self, weights, config=None, overrides=(), device: str | None = None):
+        overrides = list(overrides) + ([f"device={device}"] if device else [])
+        cfg = load_config(config, overrides) if config else config_from_checkpoint(weights, overrides)
+        validate(cfg, "segment")
+        if cfg.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("device = cuda, but no CUDA device is available")
+        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
+                                   else "cpu" if cfg.device == "auto" else cfg.device)
+        model = build_model(cfg.model)
+        load_model_weights(model, weights)
+        self.config = cfg
+        self.engine = build_engine(cfg, model.to(self.device), self.device)
+        self.engine.model.eval()
+
+    def sequence(self, video) -> Sequence:
+        """A video file, a folder of frames or in-memory frames as a Sequence."""
+        if isinstance(video, Sequence):
+            return video
+        if isinstance(video, (str, Path)):
+            (sequence,) = index_input(video)
+            return sequence
+        return array_sequence(video)
+
+    def predictions(self, video, probabilities: bool = True) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """(frame index, uint8 (H, W) mask, float32 (H, W) probability or None) per frame, in order."""
+        for prediction in self.engine.predict(self.sequence(video)):
+            yield (prediction.index, prediction.labels(),
+                   probability_at_frame_size(prediction) if probabilities else None)
+
+    def segment(self, video, probabilities: bool = True) -> Segmentation:
+        """Masks (and probabilities) of every frame of `video` (frames of one size)."""
+        sequence = self.sequence(video)
+        _, masks, maps = zip(*self.predictions(sequence, probabilities))
+        names = [sequence.output_name(i, self.config.inference.mask_names) for i in range(sequence.num_frames)]
+        return Segmentation(np.stack(masks), np.stack(maps) if probabilities else None, names)

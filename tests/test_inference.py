@@ -1,0 +1,114 @@
+"""run_inference outputs: probability PNGs, overlay videos, re-runs that finish only what is left,
+and summaries that merge across processes."""
+
+import json
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets.davis import index_davis
+from datasets.transforms import crop_padding
+from inference_handlers import merge_summaries
+from inference_handlers.inference import COMPLETE_MARKER, run_inference
+
+from conftest import write_mini_davis
+from test_engine import make_engine
+
+
+@pytest.fixture
+def three_sequences(tmp_path):
+    root = write_mini_davis(tmp_path / "DAVIS", names=("bear", "cows", "dog"), num_frames=6)
+    return index_davis(root, "2017/val.txt")
+
+
+class CountingEngine:
+    """The test engine, counting which sequences it predicts."""
+
+    def __init__(self):
+        self.inner = make_engine("shift_back", clip_length=4, clip_overlap=1)
+        self.model = self.inner.model
+        self.predicted = []
+
+    def predict(self, sequence):
+        self.predicted.append(sequence.name)
+        return self.inner.predict(sequence)
+
+
+def test_probability_pngs_hold_255_times_the_foreground_probability(tmp_path, three_sequences):
+    engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
+    sequence = three_sequences[0]
+    run_inference(engine, [sequence], results_dir=tmp_path / "out", show_progress=False, save_probs=True)
+    expected = {p.index: p for p in engine.predict(sequence)}
+    for index in range(sequence.num_frames):
+        with Image.open(tmp_path / "out/probs/bear" / f"{index:05d}.png") as image:
+            assert image.mode == "L"
+            stored = np.asarray(image)
+        probability = crop_padding(expected[index].probabilities[1], expected[index].pad).numpy()
+        assert np.abs(stored.astype(float) - 255 * probability).max() <= 0.5 + 1e-3
+
+
+def test_overlay_video_decodes_to_as_many_frames_as_the_sequence(tmp_path, three_sequences):
+    sequence = three_sequences[0]
+    run_inference(make_engine("shift_back"), [sequence], results_dir=tmp_path / "out", show_progress=False,
+                  overlay=True)
+    with av.open(str(tmp_path / "out/overlays/bear.mp4")) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+    assert len(frames) == sequence.num_frames
+    assert frames[0].shape == (64, 112, 3)
+
+
+def test_interrupted_run_completes_only_the_missing_sequences(tmp_path, three_sequences):
+    out = tmp_path / "out"
+    first = run_inference(CountingEngine(), three_sequences, results_dir=out, show_progress=False,
+                          fingerprint={"weights": "a"})
+    (out / "cows" / COMPLETE_MARKER).unlink()  # interrupted inside cows: its masks may be partial
+    (out / "cows" / "00005.png").unlink()
+    for path in (out / "dog").iterdir():       # dog never started
+        path.unlink()
+    engine = CountingEngine()
+    second = run_inference(engine, three_sequences, results_dir=out, show_progress=False,
+                           fingerprint={"weights": "a"})
+    assert engine.predicted == ["cows", "dog"]
+    assert second["metrics"] == first["metrics"] and second["num_frames"] == 18
+    assert all(len(list((out / name).glob("*.png"))) == 6 for name in ("bear", "cows", "dog"))
+
+
+def test_changed_settings_or_overwrite_predict_again(tmp_path, three_sequences):
+    out = tmp_path / "out"
+    run_inference(CountingEngine(), three_sequences[:1], results_dir=out, show_progress=False,
+                  fingerprint={"weights": "a"})
+    for kwargs in ({"fingerprint": {"weights": "b"}}, {"fingerprint": {"weights": "b"}, "overwrite": True},
+                   {"fingerprint": {"weights": "b"}, "mask_names": "original_index", "save_probs": True}):
+        engine = CountingEngine()
+        run_inference(engine, three_sequences[:1], results_dir=out, show_progress=False, **kwargs)
+        assert engine.predicted == ["bear"], kwargs
+    engine = CountingEngine()
+    run_inference(engine, three_sequences[:1], results_dir=out, show_progress=False,
+                  fingerprint={"weights": "b"}, mask_names="original_index")
+    assert engine.predicted == ["bear"]  # the run before also wrote probabilities: other outputs
+    marker = json.loads((out / "bear" / COMPLETE_MARKER).read_text())
+    assert marker["files"] == [f"bear/{i:05d}.png" for i in range(6)]
+    assert not list((out / "probs" / "bear").glob("*.png"))  # stale files of the earlier run removed
+
+
+def test_summaries_of_shards_merge_into_the_summary_of_all_sequences(three_sequences):
+    engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
+    whole = run_inference(engine, three_sequences, show_progress=False)
+    parts = [run_inference(engine, three_sequences[rank::2], show_progress=False) for rank in range(2)]
+    merged = merge_summaries(parts)
+    assert merged["metrics"] == pytest.approx(whole["metrics"])
+    assert merged["sequences"] == whole["sequences"] and merged["num_frames"] == 18
+    assert whole["score_name"] == "J&F" and whole["score"] == pytest.approx(
+        (whole["metrics"]["J_mean"] + whole["metrics"]["F_mean"]) / 2)
+    assert whole["ground_truth"] == [three_sequences[0].ground_truth] != [""]
+
+
+def test_skip_first_last_scores_all_but_two_frames_per_sequence(three_sequences):
+    engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
+    summary = run_inference(engine, three_sequences, show_progress=False, frames="skip_first_last")
+    assert summary["frames"] == "skip_first_last" and summary["num_frames"] == 3 * 4
+    assert summary["records"]["bear"]["frames"] == ["00001", "00002", "00003", "00004"]

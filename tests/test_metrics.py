@@ -1,0 +1,169 @@
+"""Measures against hand-computed small cases, and summaries of per-frame records."""
+
+import json
+
+import numpy as np
+import pytest
+
+from inference_handlers.metrics import (boundary_f, boundary_radius, max_f_from_histograms, region_similarity,
+                                        saliency_frame, seg2bmap, statistics)
+from inference_handlers.protocols import (add_frame, merge_summaries, new_record, protocol_for, score_frame,
+                                          scored_indices, summarise, without_records)
+
+
+def square(top, left, size=5, shape=(20, 20)):
+    mask = np.zeros(shape, dtype=np.uint8)
+    mask[top:top + size, left:left + size] = 1
+    return mask
+
+
+def test_region_similarity_definition():
+    empty, ground_truth = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    assert region_similarity(empty, ground_truth) == 1.0  # both empty
+    ground_truth[0, :2] = True
+    assert region_similarity(empty, ground_truth) == 0.0  # empty prediction
+    assert region_similarity(ground_truth, empty) == 0.0  # empty ground truth
+    prediction = np.zeros((4, 4), bool)
+    prediction[0, 1:3] = True
+    assert region_similarity(prediction, ground_truth) == pytest.approx(1 / 3)
+
+
+def test_seg2bmap_marks_pixels_that_differ_from_right_lower_or_diagonal_neighbour():
+    boundary = seg2bmap(square(2, 2, size=4, shape=(8, 8)))
+    expected = np.zeros((8, 8), bool)
+    expected[1, 1:6] = expected[5, 1:6] = expected[1:6, 1] = expected[1:6, 5] = True  # ring, half a pixel up-left
+    assert np.array_equal(boundary, expected) and boundary.sum() == 16
+
+
+def test_boundary_radius_is_davis_0_008_of_the_diagonal():
+    assert boundary_radius((480, 854)) == 8
+    assert boundary_radius((20, 20)) == 1
+    assert boundary_radius((20, 20), bound_th=3) == 3
+
+
+def test_boundary_f_hand_checked_cases():
+    truth = square(5, 5)
+    empty = np.zeros_like(truth)
+    assert boundary_f(truth, truth) == 1.0
+    assert boundary_f(empty, truth) == 0.0   # no predicted boundary: P = 1, R = 0
+    assert boundary_f(truth, empty) == 0.0   # no ground-truth boundary: P = 0, R = 1
+    assert boundary_f(empty, empty) == 1.0   # neither: P = R = 1
+    assert boundary_f(square(5, 6), truth) == 1.0  # 1 px off, within the radius of 1 px
+    # 2 px off: of the 20 predicted boundary pixels, the 12 on the top and bottom rows (and the
+    # column ends next to them) touch the ground-truth ring; the same count the other way round
+    assert boundary_f(square(5, 7), truth) == pytest.approx(0.6)
+    with_blob = truth.copy()
+    with_blob[16, 16] = 1  # a far blob adds 4 unmatched predicted boundary pixels: P = 20/24, R = 1
+    assert boundary_f(with_blob, truth) == pytest.approx(2 * (5 / 6) / (5 / 6 + 1))
+
+
+def test_statistics_mean_recall_decay():
+    values = [1.0, 0.2, 0.8, 0.6, 0.4, 0.3, 0.9]  # bins [0:3] and [5:7] (edges 0, 2, 3, 5, 6)
+    stats = statistics(values)
+    assert stats["mean"] == pytest.approx(0.6)
+    assert stats["recall"] == pytest.approx(4 / 7)
+    assert stats["decay"] == pytest.approx(2 / 3 - 0.6)
+    assert statistics([0.5, 0.5])["recall"] == 0.0  # strictly above 0.5
+
+
+def test_saliency_mae_uses_min_max_normalised_maps():
+    truth = np.array([[1, 0], [0, 0]], dtype=np.uint8)
+    assert saliency_frame(np.array([[255, 0], [255, 0]], np.uint8), truth)["MAE"] == pytest.approx(0.25)
+    assert saliency_frame(np.array([[51, 0], [0, 0]], np.uint8), truth)["MAE"] == pytest.approx(0.0)
+
+
+def test_saliency_f_curve_uses_beta_squared_0_3():
+    truth = np.array([[1, 0], [0, 0]], dtype=np.uint8)
+    curve = saliency_frame(np.array([[255, 255], [0, 0]], np.uint8), truth)["f_curve"]
+    assert max(curve) == pytest.approx(1.3 * 0.5 / (0.3 * 0.5 + 1))  # P = 0.5, R = 1
+    assert curve[-1] == pytest.approx(1.3 * 0.25 / (0.3 * 0.25 + 1))  # threshold 0: every pixel
+
+
+def test_s_measure_degenerate_and_perfect_cases():
+    background = np.zeros((2, 2), np.uint8)
+    assert saliency_frame(np.array([[255, 0], [0, 0]], np.uint8), background)["S"] == pytest.approx(0.75)
+    assert saliency_frame(np.array([[255, 0], [0, 0]], np.uint8), 1 - background)["S"] == pytest.approx(0.25)
+    truth = square(5, 5)
+    assert saliency_frame(truth * 255, truth)["S"] == pytest.approx(1.0)
+
+
+def saliency_record(frames):
+    record = new_record("saliency")
+    for index, (grey, truth) in enumerate(frames):
+        add_frame(record, "saliency", str(index), score_frame("saliency", grey >= 128, grey, truth))
+    return record
+
+
+def test_max_f_is_the_max_of_the_mean_curve_not_the_mean_of_maxima():
+    truth = np.array([[1, 0], [1, 0]], np.uint8)
+    right = np.array([[200, 100], [200, 100]], np.uint8)  # min-max -> 1 on the object: F = 1 above threshold 0
+    wrong = np.array([[100, 200], [100, 200]], np.uint8)  # min-max -> 1 off the object: F = 0 above threshold 0
+    summary = summarise({"seq": saliency_record([(right, truth), (wrong, truth)])}, "saliency", "all")
+    assert summary["metrics"]["maxF"] == pytest.approx(1.3 * 0.5 / (0.3 * 0.5 + 1))  # threshold 0 only
+    assert summary["score_name"] == "maxF" and summary["score"] == summary["metrics"]["maxF"]
+
+
+def test_pooled_beta_1_f_pools_pixels_of_all_frames():
+    truth = np.array([[1, 0], [1, 0]], np.uint8)
+    first, second = np.array([[255, 0], [255, 0]], np.uint8), np.array([[0, 255], [0, 255]], np.uint8)
+    summary = summarise({"seq": saliency_record([(first, truth), (second, truth)])}, "saliency", "all")
+    assert summary["metrics"]["F_pooled_beta1"] == pytest.approx(2 / 3)  # all pixels: P = 0.5, R = 1
+    assert max_f_from_histograms([0] * 256, [3] + [0] * 255) == 0.0  # no foreground: no NaN
+
+
+def davis_record(j_values, f_values):
+    record = new_record("davis2016")
+    for index, (j, f) in enumerate(zip(j_values, f_values)):
+        add_frame(record, "davis2016", f"{index:05d}", {"J": j, "F": f})
+    return record
+
+
+def test_davis_summary_is_mean_over_sequences_and_j_and_f_is_the_mean_of_both():
+    records = {"a": davis_record([1.0, 1.0, 1.0], [0.5, 0.5, 0.5]), "b": davis_record([0.0], [0.1])}
+    summary = summarise(records, "davis2016", "all", ["DAVIS-2016 Annotations/480p"])
+    assert summary["metrics"]["J_mean"] == 0.5 and summary["metrics"]["F_mean"] == pytest.approx(0.3)
+    assert summary["score"] == pytest.approx(0.4) and summary["score_name"] == "J&F"
+    assert summary["mean_J"] == 0.5 and summary["num_frames"] == 4
+    assert summary["ground_truth"] == ["DAVIS-2016 Annotations/480p"]
+    assert json.loads(json.dumps(without_records(summary))) == without_records(summary)
+
+
+def test_merged_shards_equal_the_whole_set():
+    rng = np.random.default_rng(0)
+    records = {name: davis_record(rng.random(n).tolist(), rng.random(n).tolist())
+               for name, n in (("a", 5), ("b", 9), ("c", 3))}
+    whole = summarise(records, "davis2016", "all", ["gt"])
+    shards = [summarise({k: records[k] for k in names}, "davis2016", "all", ["gt"]) for names in (["a", "c"], ["b"])]
+    merged = merge_summaries(shards)
+    assert merged["metrics"] == pytest.approx(whole["metrics"]) and merged["num_frames"] == whole["num_frames"]
+    with pytest.raises(ValueError, match="scored twice"):
+        merge_summaries([whole, shards[1]])
+
+
+def test_saliency_shards_merge_exactly():
+    truth = square(5, 5)
+    rng = np.random.default_rng(1)
+    frames = [(rng.integers(0, 256, truth.shape, dtype=np.uint8), truth) for _ in range(4)]
+    records = {"a": saliency_record(frames[:1]), "b": saliency_record(frames[1:])}
+    whole = summarise(records, "saliency", "all")
+    merged = merge_summaries([summarise({"a": records["a"]}, "saliency", "all"),
+                              summarise({"b": records["b"]}, "saliency", "all")])
+    assert merged["metrics"] == pytest.approx(whole["metrics"])
+    assert whole["metrics"]["MAE"] == pytest.approx(np.mean(records["a"]["MAE"] + records["b"]["MAE"]))
+
+
+def test_frame_sets_and_default_protocols():
+    assert scored_indices([0, 1, 2, 3, 4], "all") == [0, 1, 2, 3, 4]
+    assert scored_indices([4, 0, 2], "skip_first_last") == [2]
+    assert protocol_for("auto", "davis") == "davis2016" and protocol_for("auto", "synthetic") == "davis2016"
+    assert protocol_for("auto", "fbms") == "fbms" and protocol_for("auto", "visal") == "saliency"
+    assert protocol_for("fbms", "davis") == "fbms"
+
+
+def test_fbms_headline_is_j_and_prediction_is_resized_to_the_ground_truth():
+    truth = square(10, 10, size=10, shape=(40, 40))
+    record = new_record("fbms")
+    add_frame(record, "fbms", "cars1_1", score_frame("fbms", square(5, 5, size=5, shape=(20, 20)), None, truth))
+    summary = summarise({"cars1": record}, "fbms", "all")
+    assert summary["score_name"] == "J" and summary["score"] == pytest.approx(1.0)
+    assert summary["metrics"]["J_frames"] == pytest.approx(1.0)

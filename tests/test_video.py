@@ -1,0 +1,105 @@
+"""`--input` sources: video files decoded with PyAV and folders of frames."""
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets.io import read_mask, read_rgb
+from datasets.video import VideoSequence, array_sequence, index_input
+from inference_handlers.inference import run_inference
+from utils.errors import UserError
+
+from conftest import write_mini_davis
+from test_engine import make_engine
+
+
+def write_video(path: Path, frames, rate: int = 10) -> Path:
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@pytest.fixture
+def clip_frames(tmp_path):
+    root = write_mini_davis(tmp_path / "DAVIS", names=("bear",))
+    return [read_rgb(p) for p in sorted((root / "JPEGImages/480p/bear").glob("*.jpg"))]
+
+
+def masks_of(folder: Path) -> dict[str, np.ndarray]:
+    return {p.stem: read_mask(p) for p in sorted(folder.glob("*.png"))}
+
+
+def test_video_gives_the_same_masks_as_its_frames_in_a_folder(tmp_path, clip_frames):
+    video = write_video(tmp_path / "walk.mp4", clip_frames)
+    decoded = decode_all(video)
+    (tmp_path / "frames").mkdir()
+    for index, frame in enumerate(decoded):
+        Image.fromarray(frame).save(tmp_path / "frames" / f"{index:05d}.png")
+    (from_video,), (from_folder,) = index_input(video), index_input(tmp_path / "frames")
+    assert isinstance(from_video, VideoSequence) and from_video.num_frames == len(clip_frames) == 10
+    engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
+    run_inference(engine, [from_video], results_dir=tmp_path / "out_video", show_progress=False)
+    run_inference(engine, [from_folder], results_dir=tmp_path / "out_folder", show_progress=False)
+    video_masks, folder_masks = masks_of(tmp_path / "out_video/walk"), masks_of(tmp_path / "out_folder/frames")
+    assert list(video_masks) == [f"{i:05d}" for i in range(10)]  # every frame exactly one mask
+    assert list(video_masks) == list(folder_masks)
+    for name, mask in video_masks.items():
+        assert np.array_equal(mask, folder_masks[name]), name
+
+
+@pytest.mark.parametrize("tail", ["shift_back", "repeat_first"])
+def test_video_shorter_than_a_clip_gets_a_mask_per_frame(tmp_path, clip_frames, tail):
+    (sequence,) = index_input(write_video(tmp_path / "short.mp4", clip_frames[:3]))
+    run_inference(make_engine(tail), [sequence], results_dir=tmp_path / "out", show_progress=False)
+    assert sorted(p.name for p in (tmp_path / "out/short").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+
+
+def test_video_reader_streams_forward_and_rewinds_on_demand(tmp_path, clip_frames):
+    video = write_video(tmp_path / "walk.mp4", clip_frames)
+    decoded = decode_all(video)
+    (sequence,) = index_input(video)
+    with sequence.open_frames() as frames:
+        assert np.array_equal(frames[2], decoded[2])
+        assert np.array_equal(frames[7], decoded[7])   # skips ahead without converting 3..6
+        assert np.array_equal(frames[7], decoded[7])   # the last frame is kept
+        assert np.array_equal(frames[1], decoded[1])   # earlier frame: decodes again from the start
+        with pytest.raises(IndexError):
+            frames[10]
+
+
+def test_frame_folder_is_in_natural_order_and_keeps_frame_names(tmp_path, clip_frames):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for number in (1, 2, 10):
+        Image.fromarray(clip_frames[0]).save(folder / f"frame{number}.jpg")
+    (folder / "notes.txt").write_text("not a frame")
+    (sequence,) = index_input(folder)
+    assert [sequence.frame_name(i) for i in range(sequence.num_frames)] == ["frame1", "frame2", "frame10"]
+    assert sequence.mask_paths == {}
+
+
+def test_bad_inputs_are_user_errors(tmp_path, clip_frames):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("text")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    for path, message in ((tmp_path / "empty", "no .jpg"), (tmp_path / "notes.txt", "neither a folder"),
+                          (tmp_path / "broken.mp4", "cannot decode"), (tmp_path / "missing.mp4", "no such")):
+        with pytest.raises(UserError, match=message):
+            index_input(path)
+    with pytest.raises(UserError, match="uint8"):
+        array_sequence([clip_frames[0].astype(np.float32)])
