@@ -16,6 +16,7 @@ import math
 import shutil
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets import build_train_dataset, index_sequences
-from inference_handlers import build_engine
+from inference_handlers import build_engine, merge_summaries, protocol_for
 from inference_handlers.inference import run_inference
 from loss import LOSSES
 from loss.segmentation import clip_iou
@@ -60,7 +61,7 @@ class Training:
     precision: str
     clip_grad_norm: float        # 0 = no clipping
     writer: SummaryWriter | None  # rank 0 only
-    model_dir: object            # saved_models/<name>
+    model_dir: Path              # saved_models/<name>
     iterations_per_epoch: int    # optimiser steps in a whole epoch
 
 
@@ -68,7 +69,9 @@ def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.
     """The configured network on the device: a full checkpoint's weights (`--wts`, else
     train.init_weights) if given, else the backbone file if configured, else random."""
     network = build_model(replace(cfg.model, bn_mode="train") if cfg.model.bn_mode == "sync" else cfg.model)
-    weights_path = weights_path or cfg.train.init_weights
+    key, weights_path = ("--wts", weights_path) if weights_path else ("train.init_weights", cfg.train.init_weights)
+    if weights_path and not Path(weights_path).is_file():
+        raise UserError(f"{key}: file not found: {weights_path} (for a recipe stage: train the previous stage first)")
     if weights_path:
         load_model_weights(network, weights_path)
     elif cfg.model.backbone_weights:
@@ -186,27 +189,17 @@ def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: S
     return False, float(np.mean(losses)) if losses else float("nan")
 
 
-def merge_rank_summaries(summaries: list[dict]) -> dict:
-    """The J summary of all sequences from per-rank summaries of disjoint shares."""
-    sequences = {name: value for summary in summaries for name, value in summary["sequences"].items()}
-    return {"mean_J": float(np.mean(list(sequences.values()))) if sequences else None,
-            "sequences": sequences, "num_frames": sum(summary["num_frames"] for summary in summaries)}
-
-
-def validate(engine, sequences, writer, epoch: int) -> dict:
-    """Every rank scores its share of the test sequences; returns the merged summary, with
-    "score" (the protocol's headline, J&F where there is F, else mean J) and "score_name"; rank 0
-    writes val/<metric> scalars at step `epoch` (epochs done)."""
-    summary = run_inference(engine, shard(sequences), results_dir=None, show_progress=False)
-    if world_size() > 1:
-        summary = merge_rank_summaries(gather_objects(summary))
-    summary["score_name"] = summary.get("score_name") or "J"
-    summary["score"] = summary.get("score", summary["mean_J"])
+def validate(engine, sequences, cfg, writer, epoch: int) -> dict:
+    """Every rank scores its share of the test sequences with the test set's protocol; returns
+    the summary of all of them (its "score" is the protocol's headline, "score_name" its name:
+    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done)."""
+    summary = run_inference(engine, shard(sequences), results_dir=None, show_progress=False,
+                            protocol=protocol_for(cfg.inference.protocol, cfg.data.test),
+                            frames=cfg.inference.eval_frames)
+    summary = merge_summaries(gather_objects(summary))
     if writer is not None:
-        metrics = summary.get("metrics") or {"J": summary["mean_J"]}
-        for key, value in metrics.items():
-            if isinstance(value, (int, float)) and value is not None:
-                writer.add_scalar(f"val/{key}", value, epoch)
+        for key, value in summary["metrics"].items():
+            writer.add_scalar(f"val/{key}", value, epoch)
     return summary
 
 
@@ -245,9 +238,9 @@ def end_epoch(training: Training, cfg, progress: Progress, engine, test_sequence
     message = f"epoch {epochs_done}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
     copies = []
     if test_sequences and (epochs_done % cfg.train.validate_every == 0 or epochs_done == cfg.train.epochs):
-        summary = validate(engine, test_sequences, training.writer, epochs_done)
+        summary = validate(engine, test_sequences, cfg, training.writer, epochs_done)
         if summary["score"] is not None:
-            message += f", val {summary['score_name']} {summary['score']:.4f}"
+            message += f", val {summary['score_name']} {summary['score']:.4f} ({summary['num_sequences']} sequences)"
             if progress.best_score is None or summary["score"] > progress.best_score:
                 progress.best_score, progress.best_epoch = summary["score"], epochs_done
                 copies.append("best.pth")

@@ -1,0 +1,102 @@
+"""Exact resume: a run stopped by SIGTERM, or killed by SIGKILL between two checkpoints, and
+started again with the same command ends with the weights of a run that never stopped."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import main
+from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
+from loss import LOSSES
+
+ITERATIONS = 6  # 2 epochs of 3 batches
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return write_mini_davis(tmp_path_factory.mktemp("data") / "DAVIS", num_frames=8, height=32, width=64)
+
+
+@pytest.fixture(scope="module")
+def run_args(data_root):
+    return ["-c", str(TINY_CONFIG), "--task", "train", f"data.train_root={data_root}",
+            f"data.test_root={data_root}", "data.clips_per_sequence=3", "train.epochs=2",
+            "train.validate_every=0", "train.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, run_args):
+    """The final checkpoint of a run that was never stopped."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main.main(run_args) == 0
+    finally:
+        os.chdir(cwd)
+    return torch.load(folder / "saved_models/tiny/last.pth", weights_only=True)
+
+
+def assert_same_training_state(checkpoint, reference):
+    assert checkpoint["iteration"] == reference["iteration"] == ITERATIONS
+    assert checkpoint["training"]["progress"]["finished"]
+    for key, value in reference["model"].items():
+        assert torch.equal(checkpoint["model"][key], value), key
+    for index, state in reference["optimizer"]["state"].items():
+        assert torch.equal(checkpoint["optimizer"]["state"][index]["exp_avg_sq"], state["exp_avg_sq"]), index
+    assert checkpoint["scheduler"] == reference["scheduler"]
+
+
+def test_sigterm_writes_last_pth_and_the_same_command_resumes_exactly(tmp_path, monkeypatch, caplog, run_args,
+                                                                      uninterrupted):
+    monkeypatch.chdir(tmp_path)
+    calls, cross_entropy = {"count": 0}, LOSSES["ce"]
+
+    def loss_then_sigterm(logits, masks):  # a cluster's SIGTERM arriving during step 3
+        calls["count"] += 1
+        if calls["count"] == ITERATIONS // 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return cross_entropy(logits, masks)
+
+    monkeypatch.setitem(LOSSES, "ce", loss_then_sigterm)
+    caplog.set_level("INFO")
+    assert main.main(run_args) == 128 + signal.SIGTERM
+    stopped = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
+    assert stopped["iteration"] == ITERATIONS // 2 and not stopped["training"]["progress"]["finished"]
+    assert "stopped by SIGTERM at epoch 1, iteration 3" in caplog.text
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is gone after train()
+
+    caplog.clear()
+    assert main.main(run_args) == 0
+    assert "resuming from saved_models/tiny/last.pth: epoch 1, iteration 3" in caplog.text
+    assert "epoch 2/2, iteration 4 (1/3 of the epoch)" in caplog.text
+    assert_same_training_state(torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True), uninterrupted)
+
+
+def test_sigkill_between_checkpoints_then_the_same_command_resumes_exactly(tmp_path, monkeypatch, caplog, run_args,
+                                                                           uninterrupted):
+    args = run_args + ["train.checkpoint_every=2"]
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=tmp_path,
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        for line in process.stderr:  # kill as soon as the checkpoint of iteration 2 is written
+            if "saved checkpoint saved_models/tiny/last.pth (epoch 0, iteration 2)" in line:
+                process.kill()
+                break
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    killed = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
+    assert killed["iteration"] in (2, 4)
+
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("INFO")
+    assert main.main(args) == 0
+    assert f"resuming from saved_models/tiny/last.pth: epoch {killed['epoch'] + 1}, " \
+           f"iteration {killed['iteration']}" in caplog.text
+    assert_same_training_state(torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True), uninterrupted)

@@ -1,0 +1,175 @@
+"""The training loop's pieces (precision, skipped fp16 steps, gradient clipping, clip images) and
+what a run writes (tensorboard, best.pth, snapshots) and starts from (--wts, train.init_weights,
+train.resume)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import main
+from conftest import TINY_CONFIG, write_mini_davis
+from loss import LOSSES
+from tasks.clip_images import clip_overlay
+from tasks.resume import Progress
+from tasks.train import Training, build_network, check_step, train_step
+from utils.config import load_config
+from utils.errors import UserError
+from utils.precision import autocast_for
+
+CPU = torch.device("cpu")
+
+
+def small_training(**changes) -> Training:
+    model = torch.nn.Conv3d(3, 2, kernel_size=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    fields = dict(model=model, network=model, optimizer=optimizer,
+                  scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda iteration: 1.0),
+                  scaler=torch.amp.GradScaler("cpu", enabled=False), loss_fn=LOSSES["ce"], device=CPU,
+                  precision="fp32", clip_grad_norm=0.0, writer=None, model_dir=Path("."), iterations_per_epoch=1)
+    return Training(**{**fields, **changes})
+
+
+def small_batch() -> dict:
+    generator = torch.Generator().manual_seed(0)
+    return {"images": torch.rand(2, 3, 2, 8, 8, generator=generator),
+            "masks": (torch.rand(2, 1, 2, 8, 8, generator=generator) > 0.5).to(torch.uint8)}
+
+
+def test_bf16_autocasts_convolutions_on_cpu_and_fp16_needs_cuda():
+    conv = torch.nn.Conv3d(3, 4, kernel_size=3)
+    with autocast_for(CPU, "bf16"):
+        assert conv(torch.rand(1, 3, 4, 8, 8)).dtype == torch.bfloat16
+    with autocast_for(CPU, "fp32"):
+        assert conv(torch.rand(1, 3, 4, 8, 8)).dtype == torch.float32
+    with pytest.raises(UserError, match="fp16 needs a CUDA device"):
+        autocast_for(CPU, "fp16")
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # the scheduler steps on skipped steps too
+def test_overflowing_fp16_steps_are_skipped_and_too_many_in_a_row_stop_training():
+    training = small_training(scaler=torch.amp.GradScaler("cpu", enabled=True),
+                              loss_fn=lambda logits, masks: logits.float().sum() * 1e35)  # x 65536: inf
+    weights = training.network.weight.detach().clone()
+    cfg = load_config(TINY_CONFIG, ["train.max_skipped_steps=3"])
+    progress = Progress()
+    with pytest.raises(UserError, match=r"3 consecutive fp16 steps skipped .* up to iteration 3 \(epoch 1\)"):
+        for _ in range(3):
+            _, _, skipped = train_step(training, small_batch())
+            assert skipped
+            progress.iteration += 1
+            check_step(float("inf"), skipped, progress, cfg)
+    assert torch.equal(training.network.weight, weights)
+
+
+def test_a_finite_step_resets_the_skip_count_and_a_non_finite_fp32_loss_stops_at_once():
+    cfg = load_config(TINY_CONFIG, ["train.max_skipped_steps=2"])
+    progress = Progress(iteration=7)
+    check_step(float("inf"), True, progress, cfg)
+    check_step(0.5, False, progress, cfg)
+    check_step(float("inf"), True, progress, cfg)
+    with pytest.raises(UserError, match="the loss is nan at iteration 7"):
+        check_step(float("nan"), False, progress, cfg)
+
+
+def test_gradients_are_clipped_to_the_configured_norm():
+    training = small_training(clip_grad_norm=1e-3)
+    train_step(training, small_batch())
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in training.network.parameters()]))
+    assert norm == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_clip_image_shows_ground_truth_in_green_on_top_and_the_prediction_in_red_below():
+    images = torch.full((3, 2, 4, 4), 0.5)
+    masks = torch.zeros(1, 2, 4, 4, dtype=torch.uint8)
+    masks[0, 1, 0, 0] = 1                      # ground truth: frame 1, pixel (0, 0)
+    logits = torch.zeros(2, 2, 4, 4)
+    logits[1, 0, 3, 3] = 1                     # prediction: frame 0, pixel (3, 3)
+    picture = clip_overlay(images, masks, logits)
+    assert picture.shape == (3, 8, 8) and picture.dtype == torch.uint8
+    assert picture[:, 0, 4].tolist() == [64, 191, 64]       # top row, frame 1: green
+    assert picture[:, 7, 3].tolist() == [191, 64, 64]       # bottom row, frame 0: red
+    assert picture[:, 0, 0].tolist() == [128, 128, 128]     # elsewhere: the frame
+
+
+def test_frozen_batchnorm_without_pretrained_weights_warns(caplog):
+    build_network(load_config(TINY_CONFIG, ["model.bn_mode=frozen"]), CPU, None)
+    assert "BatchNorm keeps its initial statistics" in caplog.text
+    caplog.clear()
+    build_network(load_config(TINY_CONFIG, ["model.bn_mode=train"]), CPU, None)
+    assert "BatchNorm" not in caplog.text
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return write_mini_davis(tmp_path_factory.mktemp("data") / "DAVIS", num_frames=8, height=32, width=64)
+
+
+@pytest.fixture
+def args(data_root):
+    return ["-c", str(TINY_CONFIG), "--task", "train", f"data.train_root={data_root}",
+            f"data.test_root={data_root}", "data.clips_per_sequence=2"]  # 2 iterations per epoch
+
+
+def tensorboard_tags(run_dir: Path) -> dict:
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events.Tags()
+
+
+def test_a_run_writes_curves_clip_images_snapshots_and_best_then_wts_last_pth_resumes(tmp_path, monkeypatch,
+                                                                                      caplog, args):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("INFO")
+    assert main.main(args + ["train.epochs=2", "train.snapshot_every=1", "train.image_every=2"]) == 0
+    run_dir = tmp_path / "saved_models/tiny"
+    tags = tensorboard_tags(run_dir)
+    assert {"train/loss", "train/iou", "train/lr", "val/J&F", "val/J_mean"} <= set(tags["scalars"])
+    assert tags["images"] == ["train/clip"]
+    assert (run_dir / "epoch_001.pth").is_file() and (run_dir / "epoch_002.pth").is_file()
+    assert torch.load(run_dir / "epoch_001.pth", weights_only=True)["iteration"] == 2
+    best = torch.load(run_dir / "best.pth", weights_only=True)
+    best_epoch = best["training"]["progress"]["best_epoch"]
+    assert best["epoch"] + 1 == best_epoch and f"after epoch {best_epoch} (best.pth)" in caplog.text
+
+    caplog.clear()  # --wts naming the run's own last.pth continues it (so does the plain command)
+    assert main.main(args + ["--wts", "saved_models/tiny/last.pth", "train.epochs=3", "train.validate_every=0"]) == 0
+    assert "resuming from saved_models/tiny/last.pth: epoch 2, iteration 4" in caplog.text
+    assert torch.load(run_dir / "last.pth", weights_only=True)["iteration"] == 6
+    assert not torch.distributed.is_initialized()
+
+
+def test_init_weights_of_another_run_set_weights_only_and_a_resumed_run_ignores_them(tmp_path, monkeypatch,
+                                                                                    caplog, args):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("INFO")
+    quick = ["train.validate_every=0", "solver.base_lr=0.0"]  # lr 0: the weights stay as loaded
+    assert main.main(args + ["name=first", "solver.base_lr=1e-2", "train.validate_every=0"]) == 0
+    first = torch.load("saved_models/first/last.pth", weights_only=True)
+
+    assert main.main(args + ["name=second", "train.init_weights=saved_models/first/last.pth"] + quick) == 0
+    second = torch.load("saved_models/second/last.pth", weights_only=True)
+    assert second["iteration"] == 2 and "resuming" not in caplog.text
+    parameters = dict(torch.nn.Module.named_parameters(build_network(load_config(TINY_CONFIG), CPU, None)))
+    for name in parameters:
+        assert torch.equal(second["model"][name], first["model"][name]), name
+
+    caplog.clear()
+    assert main.main(args + ["name=second", "--wts", "saved_models/first/last.pth", "train.epochs=2"] + quick) == 0
+    assert "--wts saved_models/first/last.pth is not used: this run resumes from saved_models/second/last.pth" \
+        in caplog.text
+    assert torch.load("saved_models/second/last.pth", weights_only=True)["iteration"] == 4
+
+    caplog.clear()
+    assert main.main(args + ["name=second", "train.resume=false"] + quick) == 0
+    assert "starting over" in caplog.text
+    assert torch.load("saved_models/second/last.pth", weights_only=True)["iteration"] == 2
+
+
+def test_missing_initial_weights_name_the_key_and_the_previous_stage(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    assert main.main(args + ["train.init_weights=saved_models/stage1/best.pth"]) == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert message.startswith("error: train.init_weights: file not found: saved_models/stage1/best.pth")
+    assert "train the previous stage first" in message
