@@ -53,6 +53,8 @@ DATASETS = {
 def index_sequences(data_config, which: str) -> list[Sequence]:
     """Sequences of the training ('train', a single source) or test ('test') source of a `DataConfig`."""
     kind = getattr(data_config, which)
+    if isinstance(kind, list):
+        raise UserError(f"data.{which} lists several sources; build them with build_train_dataset")
     indexer = pick(DATASETS, kind, "dataset")
     return indexer(getattr(data_config, f"{which}_root"), getattr(data_config, f"{which}_split"),
                    data_config)

@@ -52,8 +52,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
 def check_frame_and_mask(frame_path: Path, mask_path: Path | None) -> None:
     """Both files readable, and of the same size (headers only; a UserError names the paths)."""
     frame_size = image_size(frame_path)
-    if mask_path is not None and image_size(mask_path) != frame_size:
-        raise UserError(f"mask {mask_path} is {image_size(mask_path)[1]}x{image_size(mask_path)[0]}, "
+    mask_size = frame_size if mask_path is None else image_size(mask_path)
+    if mask_size != frame_size:
+        raise UserError(f"mask {mask_path} is {mask_size[1]}x{mask_size[0]}, "
                         f"its frame {frame_path} is {frame_size[1]}x{frame_size[0]}")
 
 

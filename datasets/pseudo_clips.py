@@ -4,8 +4,9 @@ Frame 0 is the image; frame t + 1 is frame t warped once more, so the warps (and
 blur) accumulate along the clip like camera and object motion. Each step applies, in random
 order, an elastic warp (probability 0.05) and an affine warp (always), then blurs the image with
 probability 0.05. Image and mask get the same warp through torchvision.transforms.v2.functional:
-bilinear with edge-replicated borders for the image, nearest with 0 outside for the mask (the
-original's imgaug settings). The original scaled x and y independently (SPEC 11 defect 18);
+bilinear for the image, nearest for the mask; outside the frame the affine warp replicates the
+image's edge and the mask is 0 (the original's imgaug settings); the elastic warp moves pixels by
+a few pixels only and fills with 0. The original scaled x and y independently (SPEC 11 defect 18);
 torchvision's affine takes one scale for both axes, so here the scale is isotropic. Every random
 number comes from the numpy generator passed in, so a clip is reproducible from its seed.
 """

@@ -14,6 +14,7 @@ from datasets.davis import index_davis
 from datasets.fbms import index_fbms
 from datasets.fbms import main as fbms_main
 from datasets.io import DataFileError, read_mask, write_jpeg
+from datasets.pseudo_clips import affine_step, elastic_step
 from datasets.visal import index_visal
 from datasets.youtube_vos import index_youtube_vos
 from utils.config import CocoConfig, load_config
@@ -140,6 +141,17 @@ def test_coco_pseudo_clips_move_the_object_with_its_mask(tmp_path):
     assert all(not torch.equal(masks[t], masks[t + 1]) for t in range(5))  # a warp at every step
     assert all(masks[t].sum() > 0 for t in range(6))
     assert sample["info"] == {"sequence": "000000000001", "frames": [0] * 6, "annotated": [True] * 6}
+
+
+@pytest.mark.parametrize("step", [affine_step, elastic_step])
+def test_each_warp_moves_image_and_mask_together(step):
+    mask = torch.from_numpy(moving_objects(3)[1])[None]                    # (1, H, W)
+    image = (mask * 200).repeat(3, 1, 1)                                    # the object, drawn from its mask
+    warped_image, warped_mask = step(image, mask, np.random.default_rng(1))
+    assert warped_image.dtype == torch.uint8 and warped_mask.shape == mask.shape
+    assert not torch.equal(warped_mask, mask)
+    drawn, labelled = warped_image[0] > 100, warped_mask[0] > 0
+    assert (drawn & labelled).sum() / (drawn | labelled).sum() > 0.95
 
 
 def test_coco_clips_differ_between_epochs_and_repeat_for_the_same_seed_and_epoch(tmp_path):
