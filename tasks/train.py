@@ -38,7 +38,7 @@ from tasks.distributed import (barrier, gather_objects, gather_rows, is_initiali
 from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
                           rank_rng_states, restore_rng_states, resume_path, rng_states)
 from tasks.schedule import build_optimizer, build_scheduler
-from utils.checkpoint import read_training_checkpoint, save_checkpoint
+from utils.checkpoint import read_torch_file, read_training_checkpoint, save_checkpoint
 from utils.config import to_dict
 from utils.errors import UserError
 from utils.files import atomic_write
@@ -74,6 +74,7 @@ def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.
         raise UserError(f"{key}: file not found: {weights_path} (for a recipe stage: train the previous stage first)")
     if weights_path:
         load_model_weights(network, weights_path)
+        warn_if_unfinished(key, weights_path)
     elif cfg.model.backbone_weights:
         load_backbone_weights(network.encoder, cfg.model.backbone_weights)
     elif cfg.model.bn_mode == "frozen":
@@ -81,6 +82,17 @@ def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.
                        "encoder's BatchNorm keeps its initial statistics (mean 0, variance 1) and is never "
                        "trained; use model.bn_mode=train to train from scratch")
     return network.to(device)
+
+
+def warn_if_unfinished(key: str, path) -> None:
+    """A recipe stage should start from a finished previous stage: warn about a checkpoint of a
+    run that has epochs left."""
+    training = read_torch_file(path).get("training")
+    progress = training.get("progress", {}) if isinstance(training, dict) else {}
+    if progress.get("finished") is False:
+        logger.warning("%s %s comes from an unfinished run (stopped in epoch %d): run its command again "
+                       "to finish it first, unless starting from it is what you want", key, path,
+                       progress.get("epoch", 0) + 1)
 
 
 def wrap_for_processes(network: torch.nn.Module, cfg, device: torch.device) -> torch.nn.Module:

@@ -9,12 +9,13 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main
-from conftest import TINY_CONFIG, write_mini_davis
+from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
 from tasks.clip_images import clip_overlay
 from tasks.resume import Progress
-from tasks.train import Training, build_network, check_step, train_step
-from utils.config import load_config
+from tasks.train import Training, build_network, check_step, train_step, warn_if_unfinished
+from utils.checkpoint import save_checkpoint
+from utils.config import load_config, train_sources, validate
 from utils.errors import UserError
 from utils.precision import autocast_for
 
@@ -150,7 +151,7 @@ def test_init_weights_of_another_run_set_weights_only_and_a_resumed_run_ignores_
 
     assert main.main(args + ["name=second", "train.init_weights=saved_models/first/last.pth"] + quick) == 0
     second = torch.load("saved_models/second/last.pth", weights_only=True)
-    assert second["iteration"] == 2 and "resuming" not in caplog.text
+    assert second["iteration"] == 2 and "resuming" not in caplog.text and "unfinished" not in caplog.text
     parameters = dict(torch.nn.Module.named_parameters(build_network(load_config(TINY_CONFIG), CPU, None)))
     for name in parameters:
         assert torch.equal(second["model"][name], first["model"][name]), name
@@ -173,3 +174,33 @@ def test_missing_initial_weights_name_the_key_and_the_previous_stage(tmp_path, m
     message = capsys.readouterr().err.strip().splitlines()[-1]
     assert message.startswith("error: train.init_weights: file not found: saved_models/stage1/best.pth")
     assert "train the previous stage first" in message
+
+
+def test_a_stage_started_from_an_unfinished_run_warns(tmp_path, caplog):
+    for finished in (True, False):
+        save_checkpoint(tmp_path / f"{finished}.pth", model_state={}, epoch=4, iteration=9, config={},
+                        training_state={"progress": {"epoch": 4, "finished": finished}})
+    warn_if_unfinished("train.init_weights", tmp_path / "True.pth")
+    assert "unfinished" not in caplog.text
+    warn_if_unfinished("train.init_weights", tmp_path / "False.pth")
+    assert "comes from an unfinished run (stopped in epoch 5)" in caplog.text
+
+
+RECIPE = ["recipe_coco", "recipe_youtube_vos", "recipe_davis"]
+
+
+@pytest.mark.parametrize("name", RECIPE + ["recipe_mixture"])
+def test_recipe_stages_start_from_the_previous_stage_and_train_on_its_data(name):
+    cfg = load_config(REPO_ROOT / "run_configs" / f"{name}.yaml")
+    validate(cfg, "benchmark")
+    assert cfg.name == name and cfg.data.test_split == "2016/val.txt"
+    if name in RECIPE[1:]:
+        previous = RECIPE[RECIPE.index(name) - 1]
+        assert cfg.train.init_weights == f"saved_models/{previous}/last.pth" and not cfg.model.backbone_weights
+    else:
+        assert cfg.model.backbone_weights and not cfg.train.init_weights
+    datasets = {"recipe_coco": ["coco"], "recipe_youtube_vos": ["youtube_vos"], "recipe_davis": ["davis"],
+                "recipe_mixture": ["davis", "coco", "youtube_vos"]}[name]
+    assert [source.dataset for _, source in train_sources(cfg.data)] == datasets
+    if name == "recipe_mixture":
+        assert [source.weight for source in cfg.data.train] == [0.3, 0.25, 0.45]
