@@ -3,7 +3,8 @@
 Region and boundary (DAVIS toolkit, davisvideochallenge/davis2017-evaluation `davis2017/metrics.py`
 and `utils.py`, re-implemented with NumPy/SciPy so that the numbers are the toolkit's):
 - J = |M n G| / |M u G| on boolean masks; 1 when both are empty.
-- F: boundary maps by `seg2bmap`, each dilated with a disk of radius ceil(0.008 * image diagonal);
+- F: boundary maps by `seg2bmap`, each dilated with a disk of radius ceil(0.008 * image diagonal)
+  (computed as "Euclidean distance <= radius", which selects the same pixels);
   precision = predicted boundary pixels within reach of the ground-truth boundary / predicted
   boundary pixels, recall the other way round, F = 2PR / (P + R). No predicted boundary: P = 1,
   R = 0; no ground-truth boundary: P = 0, R = 1; neither: F = 1.
@@ -23,7 +24,7 @@ import warnings
 import numpy as np
 from py_sod_metrics import MAE, Fmeasure, Smeasure
 from py_sod_metrics.utils import prepare_data
-from scipy.ndimage import binary_dilation
+from scipy.ndimage import distance_transform_edt
 
 BOUNDARY_FRACTION = 0.008  # F's matching distance, as a fraction of the image diagonal (DAVIS)
 SALIENCY_BETA2 = 0.3       # beta^2 of the VSOD F-measure
@@ -70,6 +71,14 @@ def boundary_radius(shape: tuple[int, int], bound_th: float = BOUNDARY_FRACTION)
     return int(bound_th) if bound_th >= 1 else math.ceil(bound_th * math.hypot(*shape))
 
 
+def _within_reach(boundary: np.ndarray, other: np.ndarray, radius: int) -> int:
+    """Pixels of `boundary` inside the dilation of `other` by disk(radius), i.e. at Euclidean
+    distance <= radius from a pixel of `other` (an exact distance transform instead of the
+    toolkit's cv2.dilate: same pixels, and fast for the 8-pixel disk of 480p frames)."""
+    distance = distance_transform_edt(~other)
+    return int(np.logical_and(boundary, distance <= radius + 1e-9).sum())
+
+
 def boundary_f(prediction: np.ndarray, ground_truth: np.ndarray,
                bound_th: float = BOUNDARY_FRACTION) -> float:
     """DAVIS boundary F-measure of two masks of the same shape (non-zero = foreground)."""
@@ -77,11 +86,11 @@ def boundary_f(prediction: np.ndarray, ground_truth: np.ndarray,
     n_pred, n_gt = int(pred_boundary.sum()), int(gt_boundary.sum())
     if n_pred == 0 or n_gt == 0:
         return 1.0 if n_pred == n_gt else 0.0  # both empty: P = R = 1; one empty: P or R = 0
-    element = disk(boundary_radius(prediction.shape, bound_th))
-    pred_dilated = binary_dilation(pred_boundary, structure=element)
-    gt_dilated = binary_dilation(gt_boundary, structure=element)
-    precision = np.logical_and(pred_boundary, gt_dilated).sum() / n_pred
-    recall = np.logical_and(gt_boundary, pred_dilated).sum() / n_gt
+    radius = boundary_radius(prediction.shape, bound_th)
+    rows, cols = np.nonzero(pred_boundary | gt_boundary)  # both maps, cropped to where they are
+    crop = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    precision = _within_reach(pred_boundary[crop], gt_boundary[crop], radius) / n_pred
+    recall = _within_reach(gt_boundary[crop], pred_boundary[crop], radius) / n_gt
     if precision + recall == 0:
         return 0.0
     return float(2 * precision * recall / (precision + recall))

@@ -167,3 +167,30 @@ def test_fbms_headline_is_j_and_prediction_is_resized_to_the_ground_truth():
     summary = summarise({"cars1": record}, "fbms", "all")
     assert summary["score_name"] == "J" and summary["score"] == pytest.approx(1.0)
     assert summary["metrics"]["J_frames"] == pytest.approx(1.0)
+
+
+def toolkit_style_f(prediction, ground_truth):
+    """The toolkit's steps with its libraries: cv2.dilate by skimage's disk, then P, R and F."""
+    cv2 = pytest.importorskip("cv2")
+    morphology = pytest.importorskip("skimage.morphology")
+    element = morphology.disk(boundary_radius(prediction.shape)).astype(np.uint8)
+    pred_boundary, gt_boundary = seg2bmap(prediction), seg2bmap(ground_truth)
+    pred_dilated = cv2.dilate(pred_boundary.astype(np.uint8), element).astype(bool)
+    gt_dilated = cv2.dilate(gt_boundary.astype(np.uint8), element).astype(bool)
+    precision = (pred_boundary & gt_dilated).sum() / pred_boundary.sum()
+    recall = (gt_boundary & pred_dilated).sum() / gt_boundary.sum()
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+@pytest.mark.parametrize("shape", [(120, 200), (480, 854)])
+def test_boundary_f_equals_dilation_with_the_toolkits_disk(shape):
+    rng = np.random.default_rng(shape[0])
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    for _ in range(5):
+        masks = []
+        for _ in range(2):
+            cy, cx = rng.uniform(0.2, 0.8, 2) * shape
+            ry, rx = rng.uniform(0.05, 0.3, 2) * shape
+            blob = ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1
+            masks.append(blob ^ (rng.random(shape) < 0.002))  # ragged: isolated pixels in and out
+        assert boundary_f(*masks) == pytest.approx(toolkit_style_f(*masks), abs=1e-12)
