@@ -96,6 +96,6 @@ def test_visal_config_on_both_layouts(tmp_path, monkeypatch, youtube_vos_checkpo
 def test_final_config_on_a_davis2016_tree(tmp_path, monkeypatch, youtube_vos_checkpoint):
     monkeypatch.chdir(tmp_path)
     root = write_davis2016(tmp_path / "DAVIS")
-    metrics = infer("bmvc_final.yaml", root, youtube_vos_checkpoint[1], "data.test_split=480p/val.txt")
+    metrics = infer("bmvc_final.yaml", root, youtube_vos_checkpoint[1])  # 2016/val.txt -> ImageSets/480p/val.txt
     assert mask_count(tmp_path / "results/bmvc_final/blackswan") == 6
     assert metrics["num_frames"] == 12 and 0 <= metrics["mean_J"] <= 1

@@ -42,6 +42,7 @@ def test_davis2016_release_reads_path_pairs_and_0_255_masks(tmp_path):
     assert sequences[0].ground_truth == "DAVIS-2016 Annotations/480p (0/255)"
     assert set(np.unique(read_mask(sequences[0].mask_paths[0]))) == {0, 255}
     assert [s.name for s in index_davis(root, "480p/train.txt")] == ["blackswan"]
+    assert [s.name for s in index_davis(root, "2016/train.txt")] == ["blackswan"]  # the 2017 releases' list name
 
 
 def test_davis2017_semi_supervised_masks_merge_every_object(tmp_path):
