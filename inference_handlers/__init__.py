@@ -6,6 +6,8 @@ from inference_handlers.engine import SaliencyEngine
 from inference_handlers.protocols import merge_summaries, protocol_for
 from utils.registry import pick
 
+__all__ = ["ENGINES", "build_engine", "merge_summaries", "protocol_for"]
+
 ENGINES = {"saliency": SaliencyEngine}
 
 

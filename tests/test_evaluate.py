@@ -83,7 +83,8 @@ def test_flat_ground_truth_folder_is_matched_by_frame_name(tmp_path):
     for name in ("boat", "car"):
         (tmp_path / "pred" / name).mkdir(parents=True)
         for frame in ("001", "002"):
-            Image.fromarray(truth if name == "boat" else 255 - truth).save(tmp_path / "pred" / name / f"{name}_{frame}.png")
+            prediction = truth if name == "boat" else 255 - truth
+            Image.fromarray(prediction).save(tmp_path / "pred" / name / f"{name}_{frame}.png")
     scores = evaluate(tmp_path, "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "GroundTruth"),
                       "--protocol", "saliency")
     assert scores["num_frames"] == 2
