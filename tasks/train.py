@@ -307,7 +307,7 @@ def prepare(cfg, run, weights_path):
 
 
 def train(cfg, run, weights_path: str | None = None) -> dict:
-    """Train as configured; returns {"epochs", "iterations", "loss", "score", "score_name",
+    """Train as configured; returns {"epochs", "iterations", "loss" (mean of the last epoch),
     "best_score", "best_epoch", "seconds", "stopped" (signal name or None)}."""
     start_time = time.time()
     training, loader, sampler, dataset, engine, test_sequences, progress = prepare(cfg, run, weights_path)

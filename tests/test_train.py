@@ -17,7 +17,7 @@ from tasks.train import Training, build_network, check_step, train_step, warn_if
 from utils.checkpoint import save_checkpoint
 from utils.config import load_config, train_sources, validate
 from utils.errors import UserError
-from utils.precision import autocast_for
+from utils.precision import autocast_for, check_precision
 
 CPU = torch.device("cpu")
 
@@ -44,8 +44,10 @@ def test_bf16_autocasts_convolutions_on_cpu_and_fp16_needs_cuda():
         assert conv(torch.rand(1, 3, 4, 8, 8)).dtype == torch.bfloat16
     with autocast_for(CPU, "fp32"):
         assert conv(torch.rand(1, 3, 4, 8, 8)).dtype == torch.float32
+    with autocast_for(CPU, "fp16"):  # inference with a paper config (fp16) on the CPU runs fp32
+        assert conv(torch.rand(1, 3, 4, 8, 8)).dtype == torch.float32
     with pytest.raises(UserError, match="fp16 needs a CUDA device"):
-        autocast_for(CPU, "fp16")
+        check_precision(CPU, "fp16")
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # the scheduler steps on skipped steps too

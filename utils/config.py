@@ -97,7 +97,7 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 100  # training epochs
     batch_size: int = 2  # clips per optimiser step (per process)
-    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training and inference; bf16 also on CPU; fp16 (the original's apex "mixed") CUDA only, with a GradScaler
+    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training and inference; bf16 also on CPU; fp16 (the original's apex "mixed"): CUDA with a GradScaler (CPU: training refuses it, inference runs fp32)
     loss: str = "ce"  # ce: two-class cross-entropy | bce_fg: original BCE on the foreground channel only
     validate_every: int = 1  # epochs between validations on the test set (0 = never); best.pth keeps the best score
     init_weights: str = ""  # checkpoint whose weights start a fresh run, e.g. the previous recipe stage's best.pth ("" = none; --wts overrides it)
