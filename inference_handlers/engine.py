@@ -1,32 +1,49 @@
-"""Sliding-window inference that streams per-frame probabilities.
+"""Sliding-window inference that streams per-frame probabilities and masks.
 
 Each window's softmax over the two output channels is added to the running sum of every frame it
 covers; a frame is averaged and handed out as soon as no later window covers it, so memory holds
-at most one window of frames and sums, whatever the sequence length (SPEC 10.2-10.3).
+at most one batch of windows of frames and sums, whatever the sequence length (SPEC 10.2-10.3).
+
+The pipeline keeps the device busy:
+    reader thread   decodes and prepares frames 0, 1, 2, ... `prefetch_frames` ahead of the
+                    network (pinned host memory on CUDA; background.prefetch)
+    calling thread  copies each frame to the device once, runs `batch_size` windows per forward
+                    under torch.inference_mode, the precision's autocast and, optionally,
+                    channels_last_3d and torch.compile; averages, takes the argmax, crops the
+                    padding and resizes the label map to the frame's size on the device
+The results do not depend on batch_size or prefetch_frames (windows are summed in the same
+order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
 """
 
+import contextlib
+import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator
 
+import numpy as np
 import torch
 
 from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
-from datasets.transforms import crop_padding, prepare_test_frame, resize_image, resize_labels
+from datasets.transforms import crop_padding, prepare_test_frame, resize_image
+from inference_handlers.background import prefetch
 from utils.precision import autocast_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class FramePrediction:
     index: int                  # frame index in the sequence
-    probabilities: torch.Tensor  # (K, H', W') mean softmax at network resolution, padded
+    probabilities: torch.Tensor  # (K, H', W') float32 mean softmax at network resolution, padded, on the CPU
     pad: tuple                  # ((top, bottom), (left, right)) added before the network
     shape: tuple[int, int]      # (h, w) of the frame on disk
+    label_map: np.ndarray       # uint8 (h, w) argmax of the probabilities at the frame's size
 
-    def labels(self):
+    def labels(self) -> np.ndarray:
         """uint8 (h, w) argmax label map at the frame's original size (nearest resize)."""
-        labels = crop_padding(self.probabilities.argmax(dim=0), self.pad)
-        return resize_labels(labels.to(torch.uint8).numpy(), self.shape)
+        return self.label_map
 
     def foreground_probability(self):
         """uint8 (h, w) round(255 * p) of the foreground channel (1) at the frame's original size
@@ -35,11 +52,39 @@ class FramePrediction:
         return resize_image(levels.numpy(), self.shape)
 
 
+@lru_cache(maxsize=16)
+def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
+    """Source index of every output pixel along one axis under PIL's NEAREST resize: position
+    (i + 0.5) * in_size / out_size, accumulated in float64 step by step and truncated, as
+    Pillow's ImagingScaleAffine does (tests check it against PIL)."""
+    scale = in_size / out_size
+    steps = np.full(out_size, scale)
+    steps[0] = scale * 0.5
+    return np.add.accumulate(steps).astype(np.int64)
+
+
+def resize_labels_on(labels: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(h', w') label map -> (h, w) on its device, the same pixels as PIL's nearest resize."""
+    if tuple(labels.shape) == tuple(shape):
+        return labels
+    rows = torch.from_numpy(nearest_indices(labels.shape[0], shape[0])).to(labels.device)
+    cols = torch.from_numpy(nearest_indices(labels.shape[1], shape[1])).to(labels.device)
+    return labels.index_select(0, rows).index_select(1, cols)
+
+
 class SaliencyEngine:
-    """Averages softmax probabilities over all windows that cover a frame."""
+    """Averages softmax probabilities over all windows that cover a frame.
+
+    batch_size: windows per forward; prefetch_frames: frames read ahead in a background thread
+    (0 = read in the calling thread); channels_last: network and clips in channels_last_3d;
+    compile: run the network through torch.compile, falling back to eager (one warning) if
+    compiling fails.
+    """
 
     def __init__(self, model, *, clip_length: int, clip_overlap: int, dense: bool, tail: str,
-                 resize_mode: str, resize_size, device: torch.device, precision: str):
+                 resize_mode: str, resize_size, device: torch.device, precision: str,
+                 batch_size: int = 1, prefetch_frames: int = 0, channels_last: bool = False,
+                 compile: bool = False):
         self.model = model
         self.clip_length = clip_length
         self.stride = window_stride(clip_length, clip_overlap, dense)
@@ -48,45 +93,92 @@ class SaliencyEngine:
         self.resize_size = resize_size
         self.device = device
         self.precision = precision
+        self.batch_size = batch_size
+        self.prefetch_frames = prefetch_frames
+        self.channels_last = channels_last
+        if channels_last:
+            model.to(memory_format=torch.channels_last_3d)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # windows share one shape: pick the fastest kernels once
+        self.compiled = torch.compile(model) if compile else None
 
     def _load(self, frames, index: int):
-        """Frame `index` as a (3, H, W) tensor on the device, its padding and its size on disk."""
+        """Frame `index` as a (3, H, W) float tensor on the CPU (pinned for a CUDA device), its
+        padding and its size on disk."""
         image = frames[index]
         tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
-        return tensor.to(self.device), pad, image.shape[:2]
+        if self.device.type == "cuda":
+            tensor = tensor.pin_memory()
+        return tensor, pad, image.shape[:2]
 
-    @torch.no_grad()
-    def _window_probabilities(self, clip: torch.Tensor) -> torch.Tensor:
-        """(3, T, H, W) -> (K, T, H, W) float32 softmax probabilities, on the device."""
-        with autocast_for(self.device, self.precision):
-            logits = self.model(clip[None])
-        return torch.softmax(logits.float(), dim=1)[0]
+    def _prepared_frames(self, sequence: Sequence):
+        """`_load` of every frame in increasing order, from one reader (run in one thread)."""
+        with sequence.open_frames() as frames:
+            for index in range(sequence.num_frames):
+                yield self._load(frames, index)
+
+    def _forward(self, clips: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None:
+            try:
+                return self.compiled(clips)
+            except Exception as error:  # compilation fails in many ways (toolchain, backend, lowering)
+                message = (str(error).strip().splitlines() or [""])[0]
+                logger.warning("inference.compile: torch.compile failed (%s: %s); running the network "
+                               "eagerly", type(error).__name__, message)
+                self.compiled = None
+        return self.model(clips)
+
+    def _batch_probabilities(self, clips: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, K, T, H, W) float32 softmax probabilities, on the device."""
+        if self.channels_last:
+            clips = clips.contiguous(memory_format=torch.channels_last_3d)
+        with torch.inference_mode(), autocast_for(self.device, self.precision):
+            logits = self._forward(clips)
+            return torch.softmax(logits.float(), dim=1)
 
     def predict(self, sequence: Sequence) -> Iterator[FramePrediction]:
         """Yield one FramePrediction per covered frame, in frame order.
 
-        Frames and running sums stay on the device; a frame's mean moves to the CPU once.
+        Frames and running sums stay on the device; a frame's mean and mask move to the CPU once.
         """
         windows = sliding_windows(sequence.num_frames, self.clip_length, self.stride, self.tail)
-        with sequence.open_frames() as frames:
+        frames = prefetch(self._prepared_frames(sequence), self.prefetch_frames, name="frame-reader")
+        with contextlib.closing(frames):
             yield from self._predict_windows(sequence, frames, windows)
 
-    def _predict_windows(self, sequence: Sequence, frames, windows) -> Iterator[FramePrediction]:
-        cache, sums, counts = {}, {}, {}
-        for position, window in enumerate(windows):
-            for frame in sorted(set(window.frames) - cache.keys()):
-                cache[frame] = self._load(frames, frame)
-            clip = torch.stack([cache[frame][0] for frame in window.frames], dim=1)  # (3, T, H, W)
-            probabilities = self._window_probabilities(clip)                          # (K, T, H, W)
-            for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
-                if counted:
-                    sums[frame] = probabilities[:, t] + sums[frame] if frame in sums else probabilities[:, t]
-                    counts[frame] = counts.get(frame, 0) + 1
-            is_last = position + 1 == len(windows)
-            next_first = sequence.num_frames if is_last else min(windows[position + 1].frames)
-            for frame in sorted(f for f in sums if f < next_first):
-                _, pad, shape = cache[frame]
-                mean = (sums.pop(frame) / counts.pop(frame)).cpu()
-                yield FramePrediction(frame, mean, pad, shape)
+    def _predict_windows(self, sequence: Sequence, frames: Iterator, windows) -> Iterator[FramePrediction]:
+        cache, sums, counts, loaded = {}, {}, {}, 0
+        for first in range(0, len(windows), self.batch_size):
+            batch = windows[first:first + self.batch_size]
+            needed = max(max(window.frames) for window in batch) + 1
+            for frame in range(loaded, needed):
+                tensor, pad, shape = next(frames)  # frames arrive in increasing order
+                cache[frame] = (tensor.to(self.device, non_blocking=True), pad, shape)
+            loaded = max(loaded, needed)
+            clips = torch.stack([torch.stack([cache[frame][0] for frame in window.frames], dim=1)
+                                 for window in batch])                  # (B, 3, T, H, W)
+            probabilities = self._batch_probabilities(clips)            # (B, K, T, H, W)
+            for window, window_probabilities in zip(batch, probabilities):
+                for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
+                    if counted:
+                        sums[frame] = window_probabilities[:, t] + sums[frame] if frame in sums \
+                            else window_probabilities[:, t]
+                        counts[frame] = counts.get(frame, 0) + 1
+            after = first + len(batch)
+            next_first = sequence.num_frames if after == len(windows) else min(windows[after].frames)
+            finished = sorted(f for f in sums if f < next_first)
+            yield from self._finish(finished, sums, counts, cache)
             for frame in [f for f in cache if f < next_first]:
                 del cache[frame]
+
+    def _finish(self, finished: list[int], sums: dict, counts: dict, cache: dict) -> Iterator[FramePrediction]:
+        """Means and label maps of the finished frames, computed on the device, moved together."""
+        if not finished:
+            return
+        means = torch.stack([sums.pop(frame) / counts.pop(frame) for frame in finished])  # (F, K, H', W')
+        label_maps = [resize_labels_on(crop_padding(mean.argmax(dim=0), cache[frame][1]).to(torch.uint8),
+                                       cache[frame][2]) for frame, mean in zip(finished, means)]
+        means = means.cpu()
+        for frame, mean, label_map in zip(finished, means, label_maps):
+            _, pad, shape = cache[frame]
+            yield FramePrediction(frame, mean, pad, shape, label_map.cpu().numpy())

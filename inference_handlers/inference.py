@@ -7,7 +7,10 @@ Files under results_dir (when given):
     <sequence>/.complete.json          written last: the sequence's scores, the settings that made
                                        them and the files written (COMPLETE_MARKER)
 
-A sequence whose marker exists, was made with the same settings (`fingerprint`, protocol, frame
+Masks, probabilities and scores are made by a background writer thread while the engine
+predicts the next frames (`write_queue` predictions ahead; background.consume_in_background);
+its exception is raised in the calling thread, and a sequence's files are all written before its
+marker. A sequence whose marker exists, was made with the same settings (`fingerprint`, protocol, frame
 set, outputs) and whose files all exist is complete: a re-run takes its scores from the marker
 and does not predict it again, unless `overwrite`. Every file is written atomically, so a file
 that exists is whole.
@@ -24,6 +27,7 @@ from tqdm import tqdm
 
 from datasets.io import read_mask
 from datasets.video import frame_rate_of
+from inference_handlers.background import consume_in_background
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
                                           scored_indices, summarise)
 from inference_handlers.writers import write_json, write_mask, write_overlay_video, write_probability
@@ -43,13 +47,14 @@ def ground_truth_source(sequence) -> str:
 def run_inference(engine, sequences, results_dir: Path | None = None, show_progress: bool = True,
                   mask_names: str = "frame_name", protocol: str = "davis2016", frames: str = "all",
                   save_probs: bool = False, overlay: bool = False, overwrite: bool = False,
-                  fingerprint: dict | None = None) -> dict:
+                  fingerprint: dict | None = None, write_queue: int = 0) -> dict:
     """Predict every sequence and score its annotated frames with `protocol` (frames: all |
     skip_first_last); with results_dir, write masks named by `mask_names` (Sequence.output_name),
     and probability PNGs and overlay videos if asked; return the summary (protocols.summarise).
 
     fingerprint: what made the outputs (weights, settings); a complete sequence is reused only
-    when it matches.
+    when it matches. write_queue: predictions handed to the background writer ahead of it (0 =
+    write and score in the calling thread).
     """
     engine.model.eval()
     if results_dir is not None:
@@ -68,7 +73,7 @@ def run_inference(engine, sequences, results_dir: Path | None = None, show_progr
             if results_dir is not None and not overwrite:
                 record = completed_record(results_dir, sequence, settings)
             if record is None:
-                record = predict_sequence(engine, sequence, results_dir, settings, progress)
+                record = predict_sequence(engine, sequence, results_dir, settings, progress, write_queue)
             else:
                 reused += 1
                 progress.update(sequence.num_frames)
@@ -82,8 +87,10 @@ def run_inference(engine, sequences, results_dir: Path | None = None, show_progr
     return summarise(records, protocol, frames, truth)
 
 
-def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict, progress) -> dict:
-    """Predict, write and score one sequence; returns its record."""
+def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict, progress,
+                     write_queue: int = 0) -> dict:
+    """Predict, write and score one sequence (writing in a background thread when write_queue
+    > 0); returns its record."""
     protocol = settings["protocol"]
     marker = None if results_dir is None else results_dir / sequence.name / COMPLETE_MARKER
     previous = read_marker(marker) if marker is not None else None
@@ -92,10 +99,10 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
     scored = set(scored_indices(sequence.annotated_indices, settings["frames"]))
     record, written = new_record(protocol), []
 
-    def predictions():
-        """Predict, write masks and probabilities, score; yield (frame, mask) pairs for overlays."""
+    def handled(predictions):
+        """Write masks and probabilities, score; yield (frame, mask) pairs for overlays."""
         with sequence.open_frames() if settings["overlay"] else contextlib.nullcontext() as images:
-            for prediction in engine.predict(sequence):
+            for prediction in predictions:
                 labels = prediction.labels()
                 name = sequence.output_name(prediction.index, settings["mask_names"])
                 probability = None
@@ -113,11 +120,15 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
                 if settings["overlay"]:
                     yield images[prediction.index], labels
 
-    if results_dir is not None and settings["overlay"]:
-        written.append(results_dir / OVERLAYS_DIR / f"{sequence.name}.mp4")
-        write_overlay_video(written[-1], predictions(), frame_rate_of(sequence))
-    else:
-        collections.deque(predictions(), maxlen=0)
+    def write_and_score(predictions) -> None:
+        if results_dir is not None and settings["overlay"]:
+            written.append(results_dir / OVERLAYS_DIR / f"{sequence.name}.mp4")
+            write_overlay_video(written[-1], handled(predictions), frame_rate_of(sequence))
+        else:
+            collections.deque(handled(predictions), maxlen=0)
+
+    with contextlib.closing(engine.predict(sequence)) as predictions:
+        consume_in_background(write_and_score, predictions, write_queue, name="result-writer")
     if marker is not None:
         _remove_stale_files(results_dir, previous, written)
         write_json(marker, {**settings, "num_frames": sequence.num_frames, "record": record,

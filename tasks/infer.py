@@ -32,7 +32,9 @@ def outputs_fingerprint(cfg, weights_path: str) -> dict:
     engine = {key: getattr(cfg.inference, key) for key in ("engine", "clip_overlap", "dense", "tail")}
     return {"weights": str(Path(weights_path).resolve()), "weights_size": stat.st_size,
             "weights_mtime_ns": stat.st_mtime_ns, "model": model, "input": dataclasses.asdict(cfg.input),
-            "engine": engine, "precision": cfg.train.precision}
+            "engine": engine, "precision": cfg.inference.precision,
+            "memory_format": "channels_last" if cfg.inference.channels_last else "contiguous",
+            "compile": cfg.inference.compile}
 
 
 def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str | None = None) -> dict:
@@ -49,7 +51,8 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
                             protocol=protocol, frames=cfg.inference.eval_frames,
                             save_probs=cfg.inference.save_probs and write_files,
                             overlay=cfg.inference.overlay and write_files,
-                            overwrite=cfg.inference.overwrite, fingerprint=outputs_fingerprint(cfg, weights_path))
+                            overwrite=cfg.inference.overwrite, fingerprint=outputs_fingerprint(cfg, weights_path),
+                            write_queue=cfg.inference.write_queue)
     summary = merge_summaries(gather_objects(summary))
     summary.update(config=cfg.name, checkpoint=str(weights_path))
     if is_main_process():

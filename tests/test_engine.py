@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,8 @@ from PIL import Image
 
 from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
-from inference_handlers.engine import SaliencyEngine
+from datasets.transforms import crop_padding, resize_labels
+from inference_handlers.engine import SaliencyEngine, nearest_indices, resize_labels_on
 from inference_handlers.inference import run_inference
 
 from conftest import write_mini_davis
@@ -22,10 +25,17 @@ class PositionModel(torch.nn.Module):
         return torch.stack([torch.zeros_like(foreground), foreground], dim=1)  # (N, 2, T, H, W)
 
 
-def make_engine(tail, dense=False, clip_length=8, clip_overlap=3):
-    return SaliencyEngine(PositionModel(), clip_length=clip_length, clip_overlap=clip_overlap,
+def make_engine(tail, dense=False, clip_length=8, clip_overlap=3, model=None, **options):
+    return SaliencyEngine(model or PositionModel(), clip_length=clip_length, clip_overlap=clip_overlap,
                           dense=dense, tail=tail, resize_mode="unchanged", resize_size=[64],
-                          device=torch.device("cpu"), precision="fp32")
+                          device=torch.device("cpu"), precision=options.pop("precision", "fp32"), **options)
+
+
+def window_probabilities(engine, sequence, frames):
+    """(K, T, H, W) probabilities of one window of `frames`, through the engine's own forward."""
+    with sequence.open_frames() as reader:
+        clip = torch.stack([engine._load(reader, f)[0] for f in frames], dim=1)
+    return engine._batch_probabilities(clip[None])[0]
 
 
 def reference_average(engine, sequence):
@@ -33,49 +43,52 @@ def reference_average(engine, sequence):
     collected = {}
     windows = sliding_windows(sequence.num_frames, engine.clip_length, engine.stride, engine.tail)
     for window in windows:
-        clip = torch.stack([engine._load(sequence.open_frames(), f)[0] for f in window.frames], dim=1)
-        probabilities = engine._window_probabilities(clip)
+        probabilities = window_probabilities(engine, sequence, window.frames)
         for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
             if counted:
                 collected.setdefault(frame, []).append(probabilities[:, t])
     return {frame: torch.stack(maps).mean(0) for frame, maps in collected.items()}
 
 
+@pytest.mark.parametrize("batch_size, prefetch_frames", [(1, 0), (3, 2)])
 @pytest.mark.parametrize("tail", ["repeat_first", "shift_back"])
 @pytest.mark.parametrize("dense", [False, True])
-def test_streaming_average_equals_average_of_all_windows(mini_davis, tail, dense):
-    engine = make_engine(tail, dense)
+def test_streaming_average_equals_average_of_all_windows(mini_davis, tail, dense, batch_size, prefetch_frames):
+    engine = make_engine(tail, dense, batch_size=batch_size, prefetch_frames=prefetch_frames)
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")
     expected = reference_average(engine, sequence)
     predictions = list(engine.predict(sequence))
     assert [p.index for p in predictions] == list(range(sequence.num_frames))
     for prediction in predictions:
         assert torch.allclose(prediction.probabilities, expected[prediction.index], atol=1e-6)
+        labels = crop_padding(expected[prediction.index].argmax(dim=0), prediction.pad).to(torch.uint8)
+        assert np.array_equal(prediction.labels(), labels.numpy())
 
 
 def test_repeat_first_counts_every_copy_of_the_start_frame(mini_davis):
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")  # 10 frames: windows start at 0 and 5
     engine = make_engine("repeat_first")
     prediction = {p.index: p for p in engine.predict(sequence)}[5]
-    clip = torch.stack([engine._load(sequence.open_frames(), f)[0] for f in (5, 5, 5, 5, 6, 7, 8, 9)], dim=1)
-    second = engine._window_probabilities(clip)[:, :4].mean(1)  # four copies of frame 5
-    clip = torch.stack([engine._load(sequence.open_frames(), f)[0] for f in range(8)], dim=1)
-    first = engine._window_probabilities(clip)[:, 5]
+    second = window_probabilities(engine, sequence, (5, 5, 5, 5, 6, 7, 8, 9))[:, :4].mean(1)  # four copies of frame 5
+    first = window_probabilities(engine, sequence, range(8))[:, 5]
     expected = (first + 4 * second) / 5
     assert torch.allclose(prediction.probabilities, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("tail", ["repeat_first", "shift_back"])
-def test_engine_holds_at_most_one_window_of_frames(tmp_path, monkeypatch, tail):
+@pytest.mark.parametrize("batch_size, prefetch_frames", [(1, 0), (2, 3)])
+def test_engine_holds_a_bounded_number_of_frames(tmp_path, monkeypatch, tail, batch_size, prefetch_frames):
     root = write_mini_davis(tmp_path / "long", names=("long",), num_frames=40)
     (sequence,) = index_davis(root, "2017/val.txt")
-    engine = make_engine(tail, clip_length=4, clip_overlap=1)
+    engine = make_engine(tail, clip_length=4, clip_overlap=1, batch_size=batch_size, prefetch_frames=prefetch_frames)
     loaded = []
     original_load = engine._load
     monkeypatch.setattr(engine, "_load", lambda seq, f: loaded.append(f) or original_load(seq, f))
+    # a batch spans clip_length + (batch_size - 1) * stride frames; the reader runs prefetch + 1 ahead
+    bound = engine.clip_length + (batch_size - 1) * engine.stride + prefetch_frames + 1
     for yielded, _ in enumerate(engine.predict(sequence), start=1):
-        assert len(loaded) - yielded < engine.clip_length  # frames held, independent of length
-    assert sorted(loaded) == list(range(sequence.num_frames))  # each frame read once
+        assert len(loaded) - yielded < bound  # frames held, independent of the sequence's length
+    assert loaded == list(range(sequence.num_frames))  # each frame read once, in order
 
 
 def test_labels_are_cropped_and_resized_to_the_frame(tmp_path, mini_davis):
@@ -88,3 +101,87 @@ def test_labels_are_cropped_and_resized_to_the_frame(tmp_path, mini_davis):
         assert set(np.unique(np.asarray(image))) <= {0, 1}
         assert image.getpalette()[3:6] == [128, 0, 0]
     assert 0 <= summary["mean_J"] <= 1 and summary["num_frames"] == 10
+
+
+def test_device_resize_of_labels_equals_pil_nearest():
+    rng = np.random.default_rng(0)
+    sizes = [(int(a), int(b)) for a, b in rng.integers(1, 900, size=(400, 2))] + [(480, 854), (256, 240), (230, 432)]
+    for in_size, out_size in sizes:
+        row = (np.arange(in_size) % 251).astype(np.uint8)[None]
+        expected = np.asarray(Image.fromarray(row).resize((out_size, 1), Image.NEAREST))[0]
+        assert np.array_equal(row[0][nearest_indices(in_size, out_size)], expected), (in_size, out_size)
+    labels = rng.integers(0, 2, (64, 96), dtype=np.uint8)
+    for shape in ((64, 96), (100, 150), (37, 61), (480, 854)):
+        assert np.array_equal(resize_labels_on(torch.from_numpy(labels), shape).numpy(), resize_labels(labels, shape))
+
+
+def test_resized_frames_get_masks_at_their_size_on_disk(mini_davis):
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")   # 64 x 112 frames, network at 40 x 70
+    engine = SaliencyEngine(PositionModel(), clip_length=4, clip_overlap=1, dense=False, tail="shift_back",
+                            resize_mode="resize_short_edge", resize_size=[40], device=torch.device("cpu"),
+                            precision="fp32")
+    for prediction in engine.predict(sequence):
+        assert prediction.probabilities.shape == (2, 64, 96)      # 40 x 70 padded to 64 x 96
+        network_labels = prediction.probabilities.argmax(dim=0)[12:52, 13:83].to(torch.uint8).numpy()
+        assert np.array_equal(prediction.labels(), resize_labels(network_labels, (64, 112)))
+
+
+class ModeRecorder(torch.nn.Module):
+    """PositionModel that records the autocast and inference-mode state of every forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner, self.states = PositionModel(), []
+
+    def forward(self, clip):
+        self.states.append((torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"),
+                            torch.is_inference_mode_enabled()))
+        return self.inner(clip)
+
+
+@pytest.mark.parametrize("precision, autocast", [("fp32", False), ("bf16", torch.bfloat16), ("fp16", False)])
+def test_inference_precision_sets_autocast_under_inference_mode(mini_davis, precision, autocast):
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
+    model = ModeRecorder()
+    list(make_engine("shift_back", model=model, precision=precision).predict(sequence))  # fp16: CPU runs fp32
+    assert model.states and set(model.states) == {(autocast, True)}
+
+
+class TinyConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv3d(3, 2, 3, padding=1)
+
+    def forward(self, clip):
+        return self.conv(clip)
+
+
+def test_channels_last_converts_weights_and_keeps_the_probabilities(mini_davis):
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
+    plain = list(make_engine("shift_back", model=TinyConvNet()).predict(sequence))
+    engine = make_engine("shift_back", model=TinyConvNet(), channels_last=True)
+    assert engine.model.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    for expected, prediction in zip(plain, engine.predict(sequence), strict=True):
+        assert torch.allclose(prediction.probabilities, expected.probabilities, atol=1e-5)
+
+
+def test_failed_compilation_falls_back_to_eager_with_one_warning(mini_davis, caplog):
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
+    engine = make_engine("shift_back", compile=True)
+    calls = []
+
+    def broken_compiled(clips):
+        calls.append(clips.shape)
+        raise RuntimeError("inductor: no working C++ compiler\nmore detail")
+
+    engine.compiled = broken_compiled
+    expected = list(make_engine("shift_back").predict(sequence))
+    with caplog.at_level(logging.WARNING, logger="inference_handlers.engine"):
+        predictions = list(engine.predict(sequence))
+    assert len(calls) == 1 and engine.compiled is None
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert warnings == ["inference.compile: torch.compile failed (RuntimeError: inductor: no working C++ "
+                        "compiler); running the network eagerly"]
+    for want, got in zip(expected, predictions, strict=True):
+        assert torch.equal(want.probabilities, got.probabilities)

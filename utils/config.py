@@ -97,7 +97,7 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 100  # training epochs
     batch_size: int = 2  # clips per optimiser step (per process)
-    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training and inference; bf16 also on CPU; fp16 (the original's apex "mixed"): CUDA with a GradScaler (CPU: training refuses it, inference runs fp32)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training (inference: inference.precision); bf16 also on CPU; fp16 (the original's apex "mixed"): CUDA with a GradScaler (CPU: training refuses it, inference runs fp32)
     loss: str = "ce"  # ce: two-class cross-entropy | bce_fg: original BCE on the foreground channel only
     validate_every: int = 1  # epochs between validations on the test set (0 = never); best.pth keeps the best score
     init_weights: str = ""  # checkpoint whose weights start a fresh run, e.g. the previous recipe stage's best.pth ("" = none; --wts overrides it)
@@ -135,6 +135,12 @@ class InferenceConfig:
     save_probs: bool = False  # also write results/<name>/probs/<sequence>/<frame>.png: 8-bit round(255 * foreground probability)
     overlay: bool = False  # also write results/<name>/overlays/<sequence>.mp4: frames with the mask tinted and outlined (H.264)
     overwrite: bool = False  # false: a re-run skips sequences whose outputs are complete | true: predict every sequence again
+    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for inference and validation, separate from train.precision; bf16 also on CPU; fp16 on the CPU runs fp32
+    batch_size: int = 1  # sliding windows per forward pass (results do not depend on it)
+    channels_last: bool = False  # network and clips in the channels_last_3d memory format (faster bf16 convolutions on CPU; Tensor Cores on CUDA)
+    compile: bool = False  # run the network through torch.compile (first windows compile; falls back to eager with a warning when compiling fails)
+    prefetch_frames: int = 16  # frames decoded and prepared ahead of the network by a background thread (0 = in the main thread)
+    write_queue: int = 16  # predictions queued for the background thread that writes masks and scores (0 = in the main thread)
 
 
 @dataclass
@@ -175,6 +181,7 @@ CHOICES = {
     "solver.optimizer": ("adam",),
     "solver.lr_schedule": ("step", "poly", "cosine"),
     "inference.engine": ("saliency",),
+    "inference.precision": ("fp32", "bf16", "fp16"),
     "inference.tail": ("shift_back", "repeat_first"),
     "inference.mask_names": ("frame_name", "original_index"),
     "inference.protocol": ("auto", "davis2016", "fbms", "saliency"),
@@ -371,6 +378,10 @@ def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
     if not 0 <= cfg.inference.clip_overlap < cfg.input.clip_length:
         raise UserError(f"inference.clip_overlap must satisfy 0 <= clip_overlap < input.clip_length "
                         f"({cfg.inference.clip_overlap} vs {cfg.input.clip_length})")
+    if cfg.inference.batch_size < 1 or cfg.inference.prefetch_frames < 0 or cfg.inference.write_queue < 0:
+        raise UserError(f"inference.batch_size must be >= 1, inference.prefetch_frames and inference.write_queue "
+                        f">= 0 (got {cfg.inference.batch_size}, {cfg.inference.prefetch_frames}, "
+                        f"{cfg.inference.write_queue})")
     if len(cfg.model.depths) != 4 or min(cfg.model.depths) < 1:
         raise UserError(f"model.depths needs four positive stage depths, got {cfg.model.depths}")
     if cfg.model.refine_block == "Refine3dConvTranspose" and cfg.input.clip_length % 8:
