@@ -7,19 +7,30 @@ Times one inference window (batch 1, no grad) and one training step (train.batch
 forward + backward + Adam) at the configured device and train.precision, after warm-up, and
 reports milliseconds, frames per second and peak GPU memory. Results go to the log and to
 results/<name>/benchmark.json.
+
+    python -m tasks.benchmark -c run_configs/bmvc_final.yaml --variants [--height 480 --width 864]
+
+Counts instead the parameters and FLOPs of one clip_length x height x width window (batch 1) for
+every model variant in VARIANTS, each applied over the config's model section, on the meta
+device: seconds on a CPU, nothing computed (network/cost.py). Prints one JSON line per variant
+to stdout and writes them all to results/<name>/variants.json.
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 import time
+
+from pathlib import Path
 
 import torch
 
 from inference_handlers.writers import write_json
 from loss import LOSSES
 from network import build_model
+from network.cost import count_flops, count_parameters
 from utils.config import load_config, validate
 from utils.errors import UserError, report
 from tasks.setup import setup_run
@@ -79,17 +90,66 @@ def measure(cfg, device, height: int, width: int, iterations: int) -> dict:
     return results
 
 
+# Variant name -> model-section overrides. The first is the paper's network (bmvc_final.yaml);
+# every other changes one part of it (the encoders with their standard depths).
+VARIANTS = {
+    "paper: csn_ir-152 + GC3d + Refine3d": {},
+    "csn_ip-152": {"backbone": "csn_ip"},
+    "csn_ir-50": {"depths": [3, 4, 6, 3]},
+    "resnet-50": {"backbone": "resnet", "depths": [3, 4, 6, 3]},
+    "resnet-101": {"backbone": "resnet", "depths": [3, 4, 23, 3]},
+    "resnet-152": {"backbone": "resnet", "depths": [3, 8, 36, 3]},
+    "resnet-200": {"backbone": "resnet", "depths": [3, 24, 36, 3]},
+    "resnet_basic-18": {"backbone": "resnet_basic", "depths": [2, 2, 2, 2]},
+    "resnet_basic-34": {"backbone": "resnet_basic", "depths": [3, 4, 6, 3]},
+    **{f"inter {name}": {"inter_block": name} for name in ("C3D", "NL", "ASPP")},
+    **{f"refine {name}": {"refine_block": name} for name in (
+        "Refine2plus1d", "Refine3dLight", "Refine3dLightGN", "Refine3dDG", "Refine3dConvTranspose",
+        "RefineSimple")},
+}
+
+
+def variant_costs(model_config, frames: int, height: int, width: int, variants=None) -> list[dict]:
+    """Parameters (encoder, decoder, total) and GFLOPs per window for every entry of `variants`
+    (default VARIANTS)."""
+    rows = []
+    for name, changes in (VARIANTS if variants is None else variants).items():
+        variant = dataclasses.replace(model_config, **changes)
+        with torch.device("meta"):
+            model = build_model(variant)
+        flops = count_flops(lambda: build_model(variant), (1, 3, frames, height, width))
+        rows.append({"variant": name, "backbone": variant.backbone, "depths": list(variant.depths),
+                     "inter_block": variant.inter_block, "refine_block": variant.refine_block,
+                     "params_m": round(count_parameters(model) / 1e6, 2),
+                     "encoder_params_m": round(count_parameters(model.encoder) / 1e6, 2),
+                     "decoder_params_m": round(count_parameters(model.decoders) / 1e6, 2),
+                     "gflops": round(flops / 1e9, 1), "window": [frames, height, width]})
+    return rows
+
+
+def report_variants(cfg, height: int, width: int) -> None:
+    rows = variant_costs(cfg.model, cfg.input.clip_length, height, width)
+    for row in rows:
+        sys.stdout.write(json.dumps(row) + "\n")
+    write_json(Path("results") / cfg.name / "variants.json", rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=864)
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--variants", action="store_true",
+                        help="count parameters and FLOPs of every model variant instead of timing")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
         validate(cfg, "benchmark")
+        if args.variants:
+            report_variants(cfg, args.height, args.width)
+            return 0
         run = setup_run(cfg, "benchmark")
         results = measure(cfg, run.device, args.height, args.width, args.iterations)
     except UserError as error:

@@ -109,3 +109,37 @@ def test_output_keeps_clip_length(frames):
 def test_build_model_from_tiny_config():
     model = build_model(load_config(TINY_CONFIG).model)
     assert model.encoder.conv1.out_channels == 8 and len(model.encoder.layer3) == 1
+
+
+# ----- encoder initialisation (model.encoder_init) -----------------------------------------
+
+def encoder(backbone, encoder_init, width=16):
+    from network import BACKBONES
+    torch.manual_seed(0)
+    return BACKBONES[backbone]((1, 1, 1, 1), width, 1e-5, MEAN, (1.0, 1.0, 1.0), conv_init=encoder_init)
+
+
+def test_he_init_counts_the_kernel_width_and_original_leaves_it_out():
+    he, original = encoder("resnet", "he"), encoder("resnet", "original")
+    he_std = he.layer4[0].conv2.weight.std().item()  # (128, 128, 3, 3, 3)
+    original_std = original.layer4[0].conv2.weight.std().item()
+    assert he_std == pytest.approx((2 / (3 * 3 * 3 * 128)) ** 0.5, rel=0.02)
+    assert original_std == pytest.approx((2 / (3 * 3 * 128)) ** 0.5, rel=0.02)
+    stem = original.conv1.weight  # the 7x7x7 ResNet stem gets the formula too
+    assert stem.std().item() == pytest.approx((2 / (7 * 7 * 16)) ** 0.5, rel=0.05)
+
+
+def test_original_init_keeps_pytorch_default_for_the_csn_stem():
+    fan_in = 3 * 3 * 7 * 7
+    bound = 1 / fan_in ** 0.5  # kaiming_uniform(a=sqrt(5)): uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)]
+    for backbone in ("csn_ir", "csn_ip"):
+        assert encoder(backbone, "original").conv1.weight.abs().max().item() <= bound
+        assert encoder(backbone, "he").conv1.weight.abs().max().item() > bound
+        depthwise = encoder(backbone, "original").layer4[0].get_submodule("conv2" if backbone == "csn_ir" else "conv3")
+        assert depthwise.weight.std().item() == pytest.approx((2 / (3 * 3 * 128)) ** 0.5, rel=0.05)
+
+
+def test_encoder_batch_norm_starts_at_one_and_zero():
+    for batch_norm in (m for m in encoder("csn_ip", "original").modules() if isinstance(m, torch.nn.BatchNorm3d)):
+        assert torch.equal(batch_norm.weight, torch.ones_like(batch_norm.weight))
+        assert torch.equal(batch_norm.bias, torch.zeros_like(batch_norm.bias))
