@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from network.backbone_formats import BACKBONE_FORMATS, backbone_key_table
-from network.csn import CSN152_DEPTHS, csn_ir
+from network.csn import CSN152_DEPTHS, csn_ip, csn_ir
 from network.weights import (
     load_backbone_weights, load_model_weights)
 from utils.checkpoint import save_checkpoint
@@ -151,3 +151,35 @@ def test_full_size_vmz_pytorch_table_matches_torchvision_videoresnet():
                                       layers=list(CSN152_DEPTHS), stem=video.BasicStem)
     table = backbone_key_table("vmz_pytorch", CSN152_DEPTHS)
     assert set(table.values()) | {"fc.weight", "fc.bias"} == set(reference.state_dict())
+
+
+# ----- ip-CSN backbone files -----------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", BACKBONE_FORMATS)
+def test_ip_csn_backbone_file_loads_every_tensor(tmp_path, fmt):
+    weights = encoder_weights(backbone=csn_ip)
+    path = write_backbone_file(tmp_path / "ipcsn.bin", fmt, weights, block="ip")
+    encoder = tiny_encoder(backbone=csn_ip)
+    assert load_backbone_weights(encoder, path) == fmt
+    expected = expected_encoder_state(fmt, weights)
+    assert_state_equals(encoder.state_dict(), expected)
+
+
+@pytest.mark.parametrize("fmt", BACKBONE_FORMATS)
+def test_ip_csn_file_for_an_ir_csn_model_names_both(tmp_path, fmt):
+    path = write_backbone_file(tmp_path / "ipcsn.bin", fmt, encoder_weights(backbone=csn_ip), block="ip")
+    with pytest.raises(UserError, match=re.escape("backbone file holds ip-CSN blocks (csn_ip); "
+                                                  "config builds csn_ir (model.backbone)")):
+        load_backbone_weights(tiny_encoder(), path)
+
+
+def test_full_size_ip_caffe2_table_uses_the_vmz_ip_names():
+    table = backbone_key_table("vmz_caffe2", CSN152_DEPTHS, block="ip")
+    assert table["layer1.0.conv2.weight"] == "comp_0_conv_2_middle_w"
+    assert table["layer1.0.bn3.running_var"] == "comp_0_spatbn_2_riv"
+    assert table["layer4.2.conv4.weight"] == "comp_49_conv_3_w"
+
+
+def test_resnet_backbone_in_a_vmz_format_is_refused():
+    with pytest.raises(UserError, match="hold CSN encoders only"):
+        backbone_key_table("vmz_pytorch", CSN152_DEPTHS, block="bottleneck")

@@ -112,8 +112,8 @@ def caffe2_blob_name(key: str, depths, block: str = "ir") -> str | None:
         return "conv1_w"
     if module == ["bn1"]:
         return f"conv1_spatbn_relu_{BN_SUFFIXES[field]}"
-    stage, block, part = int(module[0].removeprefix("layer")), int(module[1]), ".".join(module[2:])
-    index = sum(depths[:stage - 1]) + block
+    stage, position, part = int(module[0].removeprefix("layer")), int(module[1]), ".".join(module[2:])
+    index = sum(depths[:stage - 1]) + position
     convs = {"conv1": f"comp_{index}_conv_1", "conv2": f"comp_{index}_conv_3",
              "conv3": f"comp_{index}_conv_4", "downsample.0": f"shortcut_projection_{index}"}
     norms = {"bn1": f"comp_{index}_spatbn_1", "bn2": f"comp_{index}_spatbn_3",
