@@ -128,7 +128,7 @@ class SaliencyEngine:
                 self.compiled = None
         return self.model(clips)
 
-    def _batch_probabilities(self, clips: torch.Tensor) -> torch.Tensor:
+    def forward_windows(self, clips: torch.Tensor) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, K, T, H, W) float32 softmax probabilities, on the device."""
         if self.channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
@@ -157,7 +157,7 @@ class SaliencyEngine:
             loaded = max(loaded, needed)
             clips = torch.stack([torch.stack([cache[frame][0] for frame in window.frames], dim=1)
                                  for window in batch])                  # (B, 3, T, H, W)
-            probabilities = self._batch_probabilities(clips)            # (B, K, T, H, W)
+            probabilities = self.forward_windows(clips)            # (B, K, T, H, W)
             for window, window_probabilities in zip(batch, probabilities):
                 for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
                     if counted:

@@ -1,12 +1,35 @@
-"""Speed and memory of the configured network on synthetic clips.
+"""Speed, memory and FLOPs of the configured network, and end-to-end inference speed.
+
+Orchestration like the training loop, so it lives in tasks/ (it used to be `utils.benchmark`).
 
     python -m tasks.benchmark -c run_configs/bmvc_final.yaml [--height 480 --width 864]
-        [--iterations 10] [section.key=value ...]
+        [--precision fp32 bf16 fp16] [--runs 5] [--warmup 2] [--peak-tflops 989]
+        [--frames 21] [--end-to-end-runs 3] [--no-end-to-end] [--train-step] [section.key=value ...]
 
-Times one inference window (batch 1, no grad) and one training step (train.batch_size clips,
-forward + backward + Adam) at the configured device and train.precision, after warm-up, and
-reports milliseconds, frames per second and peak GPU memory. Results go to the log and to
-results/<name>/benchmark.json.
+For every precision (default: inference.precision) one run, printed to stdout as one JSON line
+(also collected in results/<name>/benchmark.json), with the device, threads, torch version and:
+
+    window                  [clip_length, H, W]: --height x --width padded to a multiple of 32
+    batch_size              inference.batch_size windows per forward
+    ms_per_window           median over --runs forwards, after --warmup untimed ones, of the
+                            forward time / batch_size; the engine's own forward (autocast,
+                            inference_mode, channels_last, compile, softmax) on random clips
+    frames_per_s_sparse     (clip_length - clip_overlap) new frames per window / window time
+    frames_per_s_dense      one new frame per window / window time
+    gflops_per_window       convolutions and matrix products counted from the layers (network/cost.py)
+    tflops_achieved         gflops_per_window / ms_per_window; fraction_of_peak against --peak-tflops
+    peak_memory_mib         CUDA: max allocated during the forwards; CPU: the process's peak RSS
+                            so far (ru_maxrss; run one precision per call for a clean figure)
+    end_to_end_frames_per_s run_inference on a generated sequence of --frames JPEG frames of
+                            --height x --width (input.test_resize=unchanged): decoding, the
+                            network, masks written as PNGs (and whatever inference.save_probs /
+                            overlay ask); median of --end-to-end-runs, after the warm-up above;
+                            the config's schedule (inference.dense) decides sparse or dense
+    train_step_ms           with --train-step: one training step (train.batch_size clips,
+                            forward + backward + Adam) at train.precision
+
+Every inference.* setting applies (batch_size, channels_last, compile, prefetch_frames,
+write_queue): e.g. `inference.channels_last=true inference.batch_size=4`. The weights are random.
 
     python -m tasks.benchmark -c run_configs/bmvc_final.yaml --variants [--height 480 --width 864]
 
@@ -20,13 +43,22 @@ import argparse
 import dataclasses
 import json
 import logging
+import platform
+import resource
+import statistics
 import sys
+import tempfile
 import time
-
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from datasets.io import write_jpeg
+from datasets.transforms import padding_for
+from datasets.video import index_input
+from inference_handlers import build_engine
+from inference_handlers.inference import run_inference
 from inference_handlers.writers import write_json
 from loss import LOSSES
 from network import build_model
@@ -38,37 +70,91 @@ from utils.precision import autocast_for
 
 logger = logging.getLogger("benchmark")
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def time_call(function, device, iterations: int, warmup: int = 2) -> float:
-    """Mean seconds per call after `warmup` untimed calls."""
+def median_seconds(function, device, runs: int, warmup: int) -> float:
+    """Median seconds of `runs` calls after `warmup` untimed ones."""
     for _ in range(warmup):
         function()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(iterations):
+    times = []
+    for _ in range(runs):
+        synchronize(device)
+        start = time.perf_counter()
         function()
-    synchronize(device)
-    return (time.perf_counter() - start) / iterations
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
-def measure(cfg, device, height: int, width: int, iterations: int) -> dict:
-    model = build_model(cfg.model).to(device)
-    frames = cfg.input.clip_length
-    clip = torch.rand(1, 3, frames, height, width, device=device)
-    batch = torch.rand(cfg.train.batch_size, 3, frames, height, width, device=device)
-    masks = (torch.rand(cfg.train.batch_size, 1, frames, height, width, device=device) > 0.9).to(torch.uint8)
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """CUDA: max allocated since the last reset; CPU: the process's peak resident set (Linux KiB)."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10, 1)
+
+
+def write_sequence(folder: Path, frames: int, height: int, width: int) -> Path:
+    """`frames` JPEGs of noise with a moving ellipse in folder/benchmark/; returns that folder."""
+    sequence = folder / "benchmark"
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:height, :width]
+    background = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    for index in range(frames):
+        image = background.copy()
+        center = width * (0.2 + 0.6 * index / max(frames - 1, 1))
+        image[((cols - center) / (width / 8)) ** 2 + ((rows - height / 2) / (height / 5)) ** 2 <= 1] = (220, 40, 40)
+        write_jpeg(sequence / f"{index:05d}.jpg", image)
+    return sequence
+
+
+def measure_network(engine, cfg, device, height: int, width: int, runs: int, warmup: int) -> dict:
+    """Latency, throughput and memory of the engine's forward on random windows."""
+    (top, bottom), (left, right) = padding_for(height, width)
+    window = [cfg.input.clip_length, height + top + bottom, width + left + right]
+    clips = torch.rand(cfg.inference.batch_size, 3, *window, device=device)
+    reset_peak_memory(device)
+    seconds = median_seconds(lambda: engine.forward_windows(clips), device, runs, warmup)
+    per_window = seconds / cfg.inference.batch_size
+    new_frames = cfg.input.clip_length - cfg.inference.clip_overlap
+    return {"window": window, "ms_per_window": round(per_window * 1000, 2),
+            "frames_per_s_sparse": round(new_frames / per_window, 2),
+            "frames_per_s_dense": round(1 / per_window, 2), "peak_memory_mib": peak_memory_mib(device)}
+
+
+def measure_end_to_end(engine, cfg, device, height: int, width: int, frames: int, runs: int) -> dict:
+    """Frames per second of run_inference on a generated sequence, files written to a temp folder."""
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
+        (sequence,) = index_input(str(write_sequence(Path(folder), frames, height, width)))
+        reset_peak_memory(device)
+        times = []
+        for run in range(runs):
+            start = time.perf_counter()
+            run_inference(engine, [sequence], results_dir=Path(folder) / f"results{run}", show_progress=False,
+                          save_probs=cfg.inference.save_probs, overlay=cfg.inference.overlay,
+                          write_queue=cfg.inference.write_queue)
+            times.append(time.perf_counter() - start)
+    return {"end_to_end_frames": frames, "end_to_end_frames_per_s": round(frames / statistics.median(times), 2),
+            "end_to_end_peak_memory_mib": peak_memory_mib(device)}
+
+
+def measure_train_step(cfg, device, window: list[int], runs: int, warmup: int) -> dict:
+    """One training step (train.batch_size clips, forward + backward + Adam) at train.precision."""
+    model = build_model(cfg.model).to(device).train()
+    batch = torch.rand(cfg.train.batch_size, 3, *window, device=device)
+    masks = (torch.rand(cfg.train.batch_size, 1, *window, device=device) > 0.9).to(torch.uint8)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     loss_fn = LOSSES[cfg.train.loss]
-
-    @torch.no_grad()
-    def infer_window():
-        with autocast_for(device, cfg.train.precision):
-            model(clip)
 
     def train_step():
         with autocast_for(device, cfg.train.precision):
@@ -77,17 +163,48 @@ def measure(cfg, device, height: int, width: int, iterations: int) -> dict:
         loss.backward()
         optimizer.step()
 
-    results = {}
-    for name, function, clips in (("infer_window", infer_window, 1),
-                                  ("train_step", train_step, cfg.train.batch_size)):
-        model.train(name == "train_step")
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        seconds = time_call(function, device, iterations)
-        results[name] = {"ms": round(seconds * 1000, 2), "frames_per_s": round(clips * frames / seconds, 1)}
-        if device.type == "cuda":
-            results[name]["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-    return results
+    reset_peak_memory(device)
+    seconds = median_seconds(train_step, device, runs, warmup)
+    return {"train_step_ms": round(seconds * 1000, 1), "train_precision": cfg.train.precision,
+            "train_frames_per_s": round(cfg.train.batch_size * window[0] / seconds, 1),
+            "train_peak_memory_mib": peak_memory_mib(device)}
+
+
+def benchmark(cfg, device, args, precision: str) -> dict:
+    """One JSON-ready row: the network alone, FLOPs, end to end and optionally a training step."""
+    cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, precision=precision),
+                              input=dataclasses.replace(cfg.input, test_resize="unchanged"))
+    model = build_model(cfg.model).to(device)
+    engine = build_engine(cfg, model, device)
+    model.eval()
+    row = {"config": cfg.name, "device": str(device), "device_name": device_name(device),
+           "threads": torch.get_num_threads(), "torch": torch.__version__, "precision": precision,
+           "batch_size": cfg.inference.batch_size, "channels_last": cfg.inference.channels_last,
+           "compile": cfg.inference.compile, "dense": cfg.inference.dense,
+           **measure_network(engine, cfg, device, args.height, args.width, args.runs, args.warmup)}
+    flops = count_flops(lambda: build_model(cfg.model), (1, 3, *row["window"]))
+    row["gflops_per_window"] = round(flops / 1e9, 1)
+    row["tflops_achieved"] = float(f"{flops / (row['ms_per_window'] / 1000) / 1e12:.3g}")
+    if args.peak_tflops:
+        row["peak_tflops"] = args.peak_tflops
+        row["fraction_of_peak"] = float(f"{row['tflops_achieved'] / args.peak_tflops:.3g}")
+    if args.end_to_end_runs:
+        row.update(measure_end_to_end(engine, cfg, device, args.height, args.width, args.frames,
+                                      args.end_to_end_runs))
+    if args.train_step:
+        row.update(measure_train_step(cfg, device, row["window"], args.runs, args.warmup))
+    return row
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name (Linux), else its architecture."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 # Variant name -> model-section overrides. The first is the paper's network (bmvc_final.yaml);
@@ -134,16 +251,33 @@ def report_variants(cfg, height: int, width: int) -> None:
     write_json(Path("results") / cfg.name / "variants.json", rows)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--width", type=int, default=864)
-    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--height", type=int, default=480, help="frame height (window: padded to a multiple of 32)")
+    parser.add_argument("--width", type=int, default=864, help="frame width (window: padded to a multiple of 32)")
+    parser.add_argument("--precision", nargs="+", choices=PRECISIONS,
+                        help="one run per precision (default: inference.precision)")
+    parser.add_argument("--runs", type=int, default=5, help="timed forwards; the median is reported")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed forwards first (cudnn.benchmark, compile)")
+    parser.add_argument("--peak-tflops", type=float, default=0.0,
+                        help="the device's peak TFLOP/s at this precision, for fraction_of_peak")
+    parser.add_argument("--frames", type=int, default=21, help="frames of the generated end-to-end sequence")
+    parser.add_argument("--end-to-end-runs", type=int, default=3, help="end-to-end passes; the median is reported")
+    parser.add_argument("--no-end-to-end", dest="end_to_end_runs", action="store_const", const=0,
+                        help="time the network only")
+    parser.add_argument("--train-step", action="store_true", help="also time a training step at train.precision")
     parser.add_argument("--variants", action="store_true",
                         help="count parameters and FLOPs of every model variant instead of timing")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
+    if min(args.runs, args.frames, args.height, args.width) < 1 or min(args.warmup, args.end_to_end_runs) < 0:
+        parser.error("--runs, --frames, --height and --width must be >= 1, --warmup and --end-to-end-runs >= 0")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
         validate(cfg, "benchmark")
@@ -151,15 +285,15 @@ def main(argv=None) -> int:
             report_variants(cfg, args.height, args.width)
             return 0
         run = setup_run(cfg, "benchmark")
-        results = measure(cfg, run.device, args.height, args.width, args.iterations)
+        rows = []
+        for precision in args.precision or [cfg.inference.precision]:
+            rows.append(benchmark(cfg, run.device, args, precision))
+            sys.stdout.write(json.dumps(rows[-1]) + "\n")
+            sys.stdout.flush()
     except UserError as error:
         return report(error)
-    summary = {"config": cfg.name, "device": str(run.device), "gpu": torch.cuda.get_device_name(run.device)
-               if run.device.type == "cuda" else None, "precision": cfg.train.precision,
-               "clip": [cfg.input.clip_length, args.height, args.width], "batch_size": cfg.train.batch_size,
-               **results}
-    write_json(run.results_dir / "benchmark.json", summary)
-    logger.info("benchmark: %s", json.dumps(summary))
+    write_json(run.results_dir / "benchmark.json", rows)
+    logger.info("benchmark: %d runs written to %s", len(rows), run.results_dir / "benchmark.json")
     return 0
 
 

@@ -35,7 +35,7 @@ def window_probabilities(engine, sequence, frames):
     """(K, T, H, W) probabilities of one window of `frames`, through the engine's own forward."""
     with sequence.open_frames() as reader:
         clip = torch.stack([engine._load(reader, f)[0] for f in frames], dim=1)
-    return engine._batch_probabilities(clip[None])[0]
+    return engine.forward_windows(clip[None])[0]
 
 
 def reference_average(engine, sequence):
