@@ -22,7 +22,7 @@ class ImageFrames:
         return read_rgb(self.frame_paths[index])
 
     def close(self) -> None:
-        pass
+        """Release what the reader holds (nothing for image files; a decoder for videos)."""
 
     def __enter__(self):
         return self

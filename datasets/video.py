@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from datasets.io import natural_key
-from datasets.sequence import Sequence
+from datasets.sequence import ImageFrames, Sequence
 from utils.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -136,7 +136,7 @@ def index_input(path) -> list[Sequence]:
     return [index_video(path)]
 
 
-class ArrayFrames:
+class ArrayFrames(ImageFrames):
     """Frames held by the caller (a (T, H, W, 3) uint8 array or a list of (H, W, 3) arrays)."""
 
     def __init__(self, frames):
@@ -144,15 +144,6 @@ class ArrayFrames:
 
     def __getitem__(self, index: int) -> np.ndarray:
         return np.asarray(self.frames[index], dtype=np.uint8)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 @dataclass(frozen=True, eq=False)
