@@ -74,6 +74,8 @@ def main(argv=None) -> int:
             infer(cfg, run, args.wts, write_files=args.task == "infer", input_path=args.input)
     except UserError as error:
         return report(error)
+    except OSError as error:  # a file the system refused outside the atomic writers (log, tensorboard)
+        return report(UserError(f"{error.filename}: {error.strerror}" if error.filename else str(error)))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.clip_sampling import sample_training_clip
-from datasets.io import DataFileError, read_mask, read_rgb
+from datasets.io import read_rgb
 from datasets.transforms import build_train_transform, prepare_training_clip
 
 
@@ -62,7 +62,7 @@ class ClipDataset(Dataset):
         frames = sample_training_clip(sequence.num_frames, start, self.clip_length,
                                       self.max_temporal_gap, rng)
         images = [read_rgb(sequence.frame_paths[f]) for f in frames]
-        masks = [self._read_mask(sequence, f, images[0].shape[:2]) for f in frames]
+        masks = [sequence.read_mask(f, images[0].shape[:2]) for f in frames]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(rng.integers(2**31)))
             images, masks = prepare_training_clip(images, masks, self.resize_mode,
@@ -70,14 +70,3 @@ class ClipDataset(Dataset):
         return {"images": images, "masks": masks,
                 "info": {"sequence": sequence.name, "frames": frames,
                          "annotated": [f in sequence.mask_paths for f in frames]}}
-
-    @staticmethod
-    def _read_mask(sequence, frame: int, shape) -> np.ndarray:
-        """Label ids of an annotated frame; zeros for a frame without annotation."""
-        if frame not in sequence.mask_paths:
-            return np.zeros(shape, dtype=np.uint8)
-        mask = read_mask(sequence.mask_paths[frame])
-        if mask.shape != tuple(shape):
-            raise DataFileError(f"mask {sequence.mask_paths[frame]} is {mask.shape[1]}x{mask.shape[0]}, "
-                                f"its frame {sequence.frame_paths[frame]} is {shape[1]}x{shape[0]}")
-        return mask

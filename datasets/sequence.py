@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.io import check_frame_and_mask, read_rgb
+from datasets.io import DataFileError, check_frame_and_mask, read_mask, read_rgb
 
 
 class ImageFrames:
@@ -72,6 +72,17 @@ class Sequence:
     def output_name(self, index: int, naming: str) -> str:
         """Name of frame `index`'s mask: 'frame_name' (default) or 'original_index'."""
         return self.original_frame_name(index) if naming == "original_index" else self.frame_name(index)
+
+    def read_mask(self, index: int, frame_shape: tuple[int, int]) -> np.ndarray:
+        """uint8 (H, W) label ids of frame `index` (zeros when it has no annotation); a mask whose
+        size is not `frame_shape`, the (H, W) of its frame, raises DataFileError naming both files."""
+        if index not in self.mask_paths:
+            return np.zeros(frame_shape, dtype=np.uint8)
+        mask = read_mask(self.mask_paths[index])
+        if mask.shape != tuple(frame_shape):
+            raise DataFileError(f"mask {self.mask_paths[index]} is {mask.shape[1]}x{mask.shape[0]}, "
+                                f"its frame {self.frame_paths[index]} is {frame_shape[1]}x{frame_shape[0]}")
+        return mask
 
 
 def check_sequence(sequence: Sequence) -> None:

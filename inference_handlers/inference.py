@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.io import read_mask
 from datasets.video import frame_rate_of
 from inference_handlers.background import consume_in_background
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
@@ -114,7 +113,7 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
                         written.append(results_dir / PROBS_DIR / sequence.name / f"{name}.png")
                         write_probability(written[-1], probability)
                 if prediction.index in scored:
-                    ground_truth = read_mask(sequence.mask_paths[prediction.index]) != 0
+                    ground_truth = sequence.read_mask(prediction.index, prediction.shape) != 0
                     add_frame(record, protocol, name, score_frame(protocol, labels, probability, ground_truth))
                 progress.update(1)
                 if settings["overlay"]:

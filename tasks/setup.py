@@ -7,7 +7,9 @@ writes the log file and config.yaml, the other ranks log warnings and errors to 
 
 import atexit
 import logging
+import platform
 import random
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,13 @@ from tasks.distributed import (destroy_process_group, init_process_group, is_ini
                                is_main_process, rank, world_size)
 from utils.config import dump_yaml
 from utils.errors import UserError
-from utils.files import atomic_write_text
+from utils.files import atomic_write_text, ensure_writable_folder, lock_folder
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
+CODE_ROOT = Path(__file__).resolve().parents[1]
+
+_train_lock = None  # the open lock file of the run folder this process trains into
 
 
 @dataclass
@@ -66,6 +71,41 @@ def write_resolved_config(cfg, run_dir: Path) -> None:
     logging.getLogger(__name__).info("resolved config:\n%s", config_text)
 
 
+def code_version() -> str:
+    """The git commit of the code, with '(uncommitted changes)' when tracked files differ from it;
+    'no git commit' outside a repository or without git."""
+    def git(*args) -> str:
+        return subprocess.run(["git", "-C", str(CODE_ROOT), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "no git commit"
+    return f"git commit {commit}" + (" (uncommitted changes)" if changed else "")
+
+
+def environment_versions() -> str:
+    """Python, torch, torchvision, CUDA / cuDNN (when a GPU is usable) and the code's commit."""
+    import torchvision
+    parts = [f"Python {platform.python_version()}", f"torch {torch.__version__}",
+             f"torchvision {torchvision.__version__}"]
+    if torch.cuda.is_available():
+        parts.append(f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
+                     f"{torch.cuda.get_device_name()}")
+    return ", ".join(parts) + f"; code: {code_version()}"
+
+
+def hold_train_lock(model_dir: Path) -> None:
+    """Refuse a second process training into the same run folder (the lock of an earlier run in
+    this process is released first)."""
+    global _train_lock
+    if _train_lock is not None:
+        _train_lock.close()
+        _train_lock = None
+    _train_lock = lock_folder(model_dir, "run")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -73,14 +113,19 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_run(cfg, task: str) -> Run:
-    """Process group (under torchrun), logging to the console and to a log file, seed, device and
-    output folders."""
+    """Process group (under torchrun), output folder (checked writable; for training, locked against
+    a second process), logging to the console and to a log file with the versions of the
+    software, seed and device."""
     device = init_process_group(select_device(cfg.device))
     if is_initialized():
         atexit.register(destroy_process_group)
     run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name, device=device)
     run_dir = run.model_dir if task == "train" else run.results_dir
     if is_main_process():
+        if task == "train":
+            hold_train_lock(run_dir)
+        else:
+            ensure_writable_folder(run_dir, "results")
         setup_logging(run_dir / f"{task}.log")
         write_resolved_config(cfg, run_dir)
     else:
@@ -90,4 +135,5 @@ def setup_run(cfg, task: str) -> Run:
         torch.backends.cudnn.benchmark = True
     processes = f", process 0 of {world_size()} ({torch.distributed.get_backend()})" if is_initialized() else ""
     logging.getLogger(__name__).info("task %s, config '%s', device %s%s", task, cfg.name, run.device, processes)
+    logging.getLogger(__name__).info("versions: %s", environment_versions())
     return run

@@ -151,7 +151,8 @@ def check_step(loss: float, skipped: bool, progress: Progress, cfg) -> None:
     progress.skipped_steps = 0
     if not math.isfinite(loss):
         raise UserError(f"training diverged: the loss is {loss} at iteration {progress.iteration} "
-                        f"(epoch {progress.epoch + 1}); try a lower solver.base_lr")
+                        f"(epoch {progress.epoch + 1}); a last.pth written before it is kept; "
+                        f"try a lower solver.base_lr")
 
 
 def log_step(training: Training, cfg, progress: Progress, rows: torch.Tensor, batch, logits,

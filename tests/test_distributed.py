@@ -54,7 +54,7 @@ def test_logged_loss_is_the_mean_of_the_ranks_losses(torchrun_run):
 def test_only_rank_0_writes_files_and_validation_covers_both_ranks_shares(torchrun_run):
     folder, result = torchrun_run
     run_dir = folder / "saved_models/tiny"
-    assert sorted(path.name for path in run_dir.iterdir()) == ["best.pth", "config.yaml", "last.pth",
+    assert sorted(path.name for path in run_dir.iterdir()) == [".lock", "best.pth", "config.yaml", "last.pth",
                                                                "tensorboard", "train.log"]
     assert len(list((run_dir / "tensorboard").iterdir())) == 1
     assert not (folder / "results").exists()

@@ -31,7 +31,12 @@ def save_checkpoint(path, *, model_state: dict, epoch: int, iteration: int, conf
     payload = {"format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
                "scheduler": scheduler_state, "scaler": scaler_state, "epoch": epoch,
                "iteration": iteration, "config": config, "training": training_state}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp_path):
+        with open(tmp_path, "wb") as file:  # through a file object a full disk raises OSError, not RuntimeError
+            torch.save(payload, file)
+
+    atomic_write(path, write)
     logger.info("saved checkpoint %s (epoch %d, iteration %d)", path, epoch, iteration)
 
 

@@ -1,26 +1,79 @@
-"""Atomic file writes: readers never see a half-written checkpoint, mask or result file."""
+"""Atomic file writes: readers never see a half-written checkpoint, mask or result file.
+
+A write that the operating system refuses (no space left, no permission, a file where a folder
+should be) raises `UserError` naming the file, so the run ends with one `error:` line; the
+temporary file is removed and the file under the final name, if any, is left as it was.
+"""
 
 import os
 import tempfile
 from pathlib import Path
+
+from utils.errors import UserError
+
+
+def os_error_text(error: OSError) -> str:
+    """The reason of an OSError without its path, e.g. 'No space left on device'."""
+    return error.strerror or str(error)
 
 
 def atomic_write(path: str | Path, write_fn) -> None:
     """Call `write_fn(tmp_path)` and rename the result onto `path`, so that readers never see a
     half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    tmp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
         write_fn(tmp_name)
         os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {os_error_text(error)}") from error
+    finally:
+        if tmp_name is not None and os.path.exists(tmp_name):
             os.unlink(tmp_name)
-        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def ensure_writable_folder(folder: str | Path, purpose: str) -> Path:
+    """Create `folder` if needed and check that a file can be written into it (permissions are
+    not enough to tell: root ignores them, a read-only mount does not); a UserError names the
+    folder and `purpose` (e.g. 'results')."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write the {purpose} folder {folder}: {os_error_text(error)}") from error
+    return folder
+
+
+def lock_folder(folder: str | Path, purpose: str):
+    """Hold an exclusive lock on `folder` (a `.lock` file inside it) for as long as the returned
+    file stays open; the operating system drops it when the process ends, however it ends.
+    A folder locked by another process raises UserError naming the folder and that process."""
+    import fcntl
+    import socket
+    import time
+
+    lock_path = ensure_writable_folder(folder, purpose) / ".lock"
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"{folder} is in use by {holder}; wait for it to end, or choose another "
+                        f"run name (name=...)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    return handle

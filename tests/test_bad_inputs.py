@@ -1,0 +1,342 @@
+"""The table of bad inputs and faults (README, Troubleshooting): each row is a run of main.py
+that ends with a non-zero exit, no traceback and a last line naming the culprit (file, key or
+value), except the short video, which must work.
+
+Most rows run main.main in this process (stderr captured); the rows that involve another process
+(a DataLoader worker, a second training process) run main.py as a subprocess.
+"""
+
+import errno
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+import main
+from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
+from datasets.io import write_palette_png
+from loss import LOSSES
+from utils.files import lock_folder
+
+BASE_CONFIG = REPO_ROOT / "run_configs" / "base.yaml"
+NUM_FRAMES = 8  # = the tiny config's clip length: every training clip reads the last frame
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    return write_mini_davis(tmp_path / "DAVIS", num_frames=NUM_FRAMES, height=32, width=64)
+
+
+@pytest.fixture
+def args(data_root):
+    return ["-c", str(TINY_CONFIG), f"data.train_root={data_root}", f"data.test_root={data_root}",
+            "train.validate_every=0"]
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    """A checkpoint of the tiny model, trained for one iteration."""
+    folder = tmp_path_factory.mktemp("weights")
+    root = write_mini_davis(folder / "DAVIS", num_frames=NUM_FRAMES, height=32, width=64)
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main.main(["-c", str(TINY_CONFIG), f"data.train_root={root}", f"data.test_root={root}",
+                          "train.validate_every=0"]) == 0
+    finally:
+        os.chdir(cwd)
+    return folder / "saved_models/tiny/last.pth"
+
+
+def last_error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), stderr[-2000:]
+    return lines[-1]
+
+
+def fails_in_process(arguments, capsys) -> str:
+    """Run main.main in this process; it must return 2 (a user error) without raising."""
+    capsys.readouterr()
+    code = main.main(arguments)
+    stderr = capsys.readouterr().err
+    assert code == 2, stderr[-2000:]
+    return last_error_line(stderr)
+
+
+def fails_in_subprocess(arguments, cwd) -> str:
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *arguments], cwd=cwd,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    return last_error_line(result.stderr)
+
+
+def tiny_config_file(path, extra: str):
+    """A copy of the tiny config (based on run_configs/base.yaml) with `extra` YAML appended."""
+    text = TINY_CONFIG.read_text().replace("_BASE_: ../../run_configs/base.yaml", f"_BASE_: {BASE_CONFIG}")
+    path.write_text(text + extra)
+    return path
+
+
+# Config ------------------------------------------------------------------------------------------
+
+def test_unknown_config_key_names_the_file_and_the_key(tmp_path, monkeypatch, capsys, data_root):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config_file(tmp_path / "run.yaml", "solver:\n  base_lrr: 0.1\n")
+    line = fails_in_process(["-c", str(config), f"data.train_root={data_root}"], capsys)
+    assert str(config) in line and "solver.base_lrr" in line and "solver.base_lr" in line
+
+
+def test_value_of_the_wrong_type_names_the_key_and_the_value(tmp_path, monkeypatch, capsys, data_root):
+    monkeypatch.chdir(tmp_path)
+    config = tiny_config_file(tmp_path / "run.yaml", "train:\n  batch_size: two\n")
+    line = fails_in_process(["-c", str(config), f"data.train_root={data_root}"], capsys)
+    assert str(config) in line and "train.batch_size" in line and "'two'" in line
+
+
+def test_missing_base_file_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.yaml").write_text("_BASE_: no_such_base.yaml\nname: x\n")
+    line = fails_in_process(["-c", str(tmp_path / "run.yaml")], capsys)
+    assert str(tmp_path / "no_such_base.yaml") in line
+
+
+def test_yaml_that_would_run_a_command_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "command_ran"
+    (tmp_path / "run.yaml").write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    line = fails_in_process(["-c", str(tmp_path / "run.yaml")], capsys)
+    assert str(tmp_path / "run.yaml") in line and "invalid YAML" in line
+    assert not marker.exists()
+
+
+def test_clip_overlap_not_below_clip_length_names_both_values(tmp_path, monkeypatch, capsys, args, tiny_weights):
+    monkeypatch.chdir(tmp_path)
+    line = fails_in_process(args + ["--task", "infer", "--wts", str(tiny_weights), "inference.clip_overlap=8"], capsys)
+    assert "inference.clip_overlap" in line and "(8 vs 8)" in line
+
+
+# Data --------------------------------------------------------------------------------------------
+
+def test_missing_data_root_is_named(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    line = fails_in_process(args + ["data.train_root=no/such/DAVIS"], capsys)
+    assert "data.train_root" in line and "no/such/DAVIS" in line
+
+
+def test_split_file_naming_a_sequence_absent_on_disk(tmp_path, monkeypatch, capsys, args, data_root):
+    monkeypatch.chdir(tmp_path)
+    (data_root / "ImageSets/2017/train.txt").write_text("bear\nghost\n")
+    line = fails_in_process(args, capsys)
+    assert "'ghost'" in line and "ImageSets/2017/train.txt" in line and str(data_root / "JPEGImages/480p/ghost") in line
+
+
+def test_sequence_without_frames_is_named(tmp_path, monkeypatch, capsys, args, data_root, tiny_weights):
+    monkeypatch.chdir(tmp_path)
+    for frame in (data_root / "JPEGImages/480p/cows").iterdir():
+        frame.unlink()
+    line = fails_in_process(args + ["--task", "eval", "--wts", str(tiny_weights)], capsys)
+    assert "'cows' has no frames" in line and str(data_root / "JPEGImages/480p/cows") in line
+
+
+def test_corrupt_jpeg_read_by_a_dataloader_worker_is_named(tmp_path, args, data_root):
+    """The last frame (the index checks the first one): the worker meets it while training."""
+    corrupt = data_root / "JPEGImages/480p/bear/00007.jpg"
+    corrupt.write_bytes(corrupt.read_bytes()[:3] + b"\x00" * 200)
+    line = fails_in_subprocess(args + ["loader.num_workers=1"], tmp_path)
+    assert line.startswith(f"error: cannot read image {corrupt}")
+
+
+def test_truncated_png_mask_is_named(tmp_path, monkeypatch, capsys, args, data_root, tiny_weights):
+    monkeypatch.chdir(tmp_path)
+    truncated = data_root / "Annotations_unsupervised/480p/cows/00004.png"
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    line = fails_in_process(args + ["--task", "eval", "--wts", str(tiny_weights)], capsys)
+    assert line.startswith(f"error: cannot read mask {truncated}")
+
+
+@pytest.mark.parametrize("task", ["train", "eval"])
+def test_mask_of_another_size_than_its_frame_names_both(tmp_path, monkeypatch, capsys, args, data_root,
+                                                       tiny_weights, task):
+    monkeypatch.chdir(tmp_path)
+    mask = data_root / "Annotations_unsupervised/480p/bear/00007.png"
+    write_palette_png(mask, np.ones((32, 48), np.uint8))
+    line = fails_in_process(args + ["--task", task, "--wts", str(tiny_weights)], capsys)
+    assert line == f"error: mask {mask} is 48x32, its frame {data_root}/JPEGImages/480p/bear/00007.jpg is 64x32"
+
+
+# Weights -----------------------------------------------------------------------------------------
+
+def write_other_architecture(path, tiny_weights):
+    """The tiny model at another width: a valid checkpoint of a model the config does not build."""
+    checkpoint = torch.load(tiny_weights, weights_only=True)
+    checkpoint["model"] = {key: torch.cat([value, value]) if value.dim() else value
+                           for key, value in checkpoint["model"].items()}
+    torch.save(checkpoint, path)
+
+
+WEIGHT_FILES = {
+    "truncated": (lambda path, good: path.write_bytes(good.read_bytes()[:1000]), "truncated"),
+    "random bytes": (lambda path, good: path.write_bytes(np.random.default_rng(0).bytes(4096)),
+                     "not a PyTorch checkpoint"),
+    "torchvision resnet18": (lambda path, good: torch.save(torchvision.models.resnet18().state_dict(), path),
+                             "not a 3DC-Seg model checkpoint"),
+    "another architecture": (write_other_architecture, "into the model"),
+    "a pickle, not a checkpoint": (lambda path, good: path.write_bytes(pickle.dumps({"notes": [1, 2]})),
+                                   "not a 3DC-Seg model checkpoint: a dict with keys notes"),
+    "a list saved by torch": (lambda path, good: torch.save([1, 2, 3], path), "it holds a Python list"),
+}
+
+
+@pytest.mark.parametrize("kind", WEIGHT_FILES)
+def test_bad_weights_file_is_named(tmp_path, monkeypatch, capsys, args, tiny_weights, kind):
+    monkeypatch.chdir(tmp_path)
+    write, expected = WEIGHT_FILES[kind]
+    weights = tmp_path / "weights.pth"
+    write(weights, tiny_weights)
+    line = fails_in_process(args + ["--task", "infer", "--wts", str(weights)], capsys)
+    assert str(weights) in line and expected in line
+
+
+def test_missing_weights_file_is_named(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    line = fails_in_process(args + ["--task", "infer", "--wts", "no_such.pth"], capsys)
+    assert line == "error: --wts: file not found: no_such.pth"
+
+
+# Videos ------------------------------------------------------------------------------------------
+
+def test_video_that_does_not_decode_is_named(tmp_path, monkeypatch, capsys, args, tiny_weights):
+    monkeypatch.chdir(tmp_path)
+    video = tmp_path / "broken.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + np.random.default_rng(0).bytes(2000))
+    line = fails_in_process(args + ["--task", "infer", "--wts", str(tiny_weights), "--input", str(video)], capsys)
+    assert line.startswith(f"error: --input: cannot decode {video}")
+
+
+def test_video_shorter_than_one_clip_is_segmented(tmp_path, monkeypatch, capsys, args, tiny_weights):
+    import av
+    monkeypatch.chdir(tmp_path)
+    with av.open(str(tmp_path / "short.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        for value in (40, 120, 200):  # 3 frames, the clip is 8
+            frame = av.VideoFrame.from_ndarray(np.full((32, 64, 3), value, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    assert main.main(args + ["--task", "infer", "--wts", str(tiny_weights), "--input", "short.mp4"]) == 0
+    masks = sorted((tmp_path / "results/tiny/short").glob("*.png"))
+    assert len(masks) == 3 and all(Image.open(mask).size == (64, 32) for mask in masks)
+
+
+# Output and faults during a run ------------------------------------------------------------------
+
+def test_results_folder_blocked_by_a_file_is_named(tmp_path, monkeypatch, capsys, args, tiny_weights):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").write_text("a file where the results folder goes")
+    line = fails_in_process(args + ["--task", "infer", "--wts", str(tiny_weights)], capsys)
+    assert line.startswith("error: cannot write the results folder results/tiny")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_run_folder_is_named(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "saved_models/tiny").mkdir(parents=True)
+    (tmp_path / "saved_models/tiny").chmod(0o500)
+    try:
+        line = fails_in_process(args, capsys)
+    finally:
+        (tmp_path / "saved_models/tiny").chmod(0o700)
+    assert line == "error: cannot write the run folder saved_models/tiny: Permission denied"
+
+
+def no_space_left(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_disk_full_while_writing_a_mask(tmp_path, monkeypatch, capsys, args, tiny_weights):
+    """The third mask fails: the run ends naming it, the first two stay whole, no temp file stays."""
+    monkeypatch.chdir(tmp_path)
+    save, calls = Image.Image.save, {"count": 0}
+
+    def save_until_full(image, target, *save_args, **save_kwargs):
+        calls["count"] += 1
+        if calls["count"] == 3:
+            with open(target, "wb") as handle:
+                handle.write(b"\x89PNG half")
+            no_space_left()
+        return save(image, target, *save_args, **save_kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_until_full)
+    line = fails_in_process(args + ["--task", "infer", "--wts", str(tiny_weights)], capsys)
+    monkeypatch.setattr(Image.Image, "save", save)
+    assert line == "error: cannot write results/tiny/bear/00002.png: No space left on device"
+    written = sorted(path.name for path in (tmp_path / "results/tiny/bear").iterdir())
+    assert written == ["00000.png", "00001.png"]
+    for name in written:
+        Image.open(tmp_path / "results/tiny/bear" / name).load()
+
+
+def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    save, calls = torch.save, {"count": 0}
+
+    def save_until_full(payload, target, *save_args, **save_kwargs):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            target.write(b"PK half a checkpoint")
+            no_space_left()
+        return save(payload, target, *save_args, **save_kwargs)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    line = fails_in_process(args + ["train.epochs=2", "train.checkpoint_every=1"], capsys)
+    monkeypatch.setattr(torch, "save", save)
+    assert line == "error: cannot write saved_models/tiny/last.pth: No space left on device"
+    assert torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)["iteration"] == 1
+    assert sorted(path.name for path in (tmp_path / "saved_models/tiny").glob(".last.pth*")) == []
+
+
+def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    cross_entropy, calls = LOSSES["ce"], {"count": 0}
+
+    def loss_nan_at_step_3(logits, masks):
+        calls["count"] += 1
+        loss = cross_entropy(logits, masks)
+        return loss * float("nan") if calls["count"] == 3 else loss
+
+    monkeypatch.setitem(LOSSES, "ce", loss_nan_at_step_3)
+    line = fails_in_process(args + ["train.epochs=3", "train.checkpoint_every=1"], capsys)
+    assert "training diverged: the loss is nan at iteration 3" in line
+    checkpoint = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
+    assert checkpoint["iteration"] == 2
+    assert all(torch.isfinite(value).all() for value in checkpoint["model"].values() if value.is_floating_point())
+
+
+def test_second_process_training_into_the_same_run_folder_is_refused(tmp_path, args):
+    """While one process trains into saved_models/tiny (here: the test holds its lock), main.py
+    refuses to train there and names the folder and the process; once free, training proceeds."""
+    holder = lock_folder(tmp_path / "saved_models/tiny", "run")
+    try:
+        line = fails_in_subprocess(args, tmp_path)
+    finally:
+        holder.close()
+    assert line.startswith(f"error: saved_models/tiny is in use by process {os.getpid()} on ")
+    assert "choose another run name" in line
+    assert not (tmp_path / "saved_models/tiny/last.pth").exists()
+    assert main_in(tmp_path, args) == 0
+
+
+def main_in(folder, arguments) -> int:
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return main.main(arguments)
+    finally:
+        os.chdir(cwd)
