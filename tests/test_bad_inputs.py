@@ -237,11 +237,16 @@ def test_video_shorter_than_one_clip_is_segmented(tmp_path, monkeypatch, capsys,
 
 # Output and faults during a run ------------------------------------------------------------------
 
-def test_results_folder_blocked_by_a_file_is_named(tmp_path, monkeypatch, capsys, args, tiny_weights):
+@pytest.mark.parametrize("task, blocked, expected", [
+    ("infer", "results", "error: cannot write the results folder results/tiny: Not a directory"),
+    ("train", "saved_models", "error: cannot write the run folder saved_models/tiny: Not a directory"),
+])
+def test_output_folder_blocked_by_a_file_is_named(tmp_path, monkeypatch, capsys, args, tiny_weights,
+                                                   task, blocked, expected):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "results").write_text("a file where the results folder goes")
-    line = fails_in_process(args + ["--task", "infer", "--wts", str(tiny_weights)], capsys)
-    assert line.startswith("error: cannot write the results folder results/tiny")
+    (tmp_path / blocked).write_text("a file where the output folder goes")
+    line = fails_in_process(args + ["--task", task, "--wts", str(tiny_weights)], capsys)
+    assert line == expected
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
