@@ -100,10 +100,16 @@ def hold_train_lock(model_dir: Path) -> None:
     """Refuse a second process training into the same run folder (the lock of an earlier run in
     this process is released first)."""
     global _train_lock
+    release_train_lock()
+    _train_lock = lock_folder(model_dir, "run")
+
+
+def release_train_lock() -> None:
+    """Let another process train into the run folder (also done by the system at exit)."""
+    global _train_lock
     if _train_lock is not None:
         _train_lock.close()
         _train_lock = None
-    _train_lock = lock_folder(model_dir, "run")
 
 
 def seed_everything(seed: int) -> None:

@@ -326,7 +326,8 @@ def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_good_checkpoint(tmp_
 
 def test_second_process_training_into_the_same_run_folder_is_refused(tmp_path, args):
     """While one process trains into saved_models/tiny (here: the test holds its lock), main.py
-    refuses to train there and names the folder and the process; once free, training proceeds."""
+    refuses to train there and names the folder and the process; once free, training proceeds
+    and frees the folder when it ends."""
     holder = lock_folder(tmp_path / "saved_models/tiny", "run")
     try:
         line = fails_in_subprocess(args, tmp_path)
@@ -336,6 +337,7 @@ def test_second_process_training_into_the_same_run_folder_is_refused(tmp_path, a
     assert "choose another run name" in line
     assert not (tmp_path / "saved_models/tiny/last.pth").exists()
     assert main_in(tmp_path, args) == 0
+    lock_folder(tmp_path / "saved_models/tiny", "run").close()  # released when training ended
 
 
 def main_in(folder, arguments) -> int:
