@@ -13,11 +13,13 @@ its exception is raised in the calling thread, and a sequence's files are all wr
 marker. A sequence whose marker exists, was made with the same settings (`fingerprint`, protocol, frame
 set, outputs) and whose files all exist is complete: a re-run takes its scores from the marker
 and does not predict it again, unless `overwrite`. Every file is written atomically, so a file
-that exists is whole.
+that exists is whole; the temp files that a killed run's writes left behind are deleted when their
+sequence is predicted again.
 """
 
 import collections
 import contextlib
+import glob
 import json
 import logging
 from pathlib import Path
@@ -95,6 +97,8 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
     previous = read_marker(marker) if marker is not None else None
     if previous is not None:
         marker.unlink()  # from now on the sequence is incomplete until the new marker is written
+    if results_dir is not None:
+        _remove_temp_files(results_dir, sequence.name)
     scored = set(scored_indices(sequence.annotated_indices, settings["frames"]))
     record, written = new_record(protocol), []
 
@@ -154,6 +158,15 @@ def completed_record(results_dir: Path, sequence, settings: dict) -> dict | None
     if not all((results_dir / name).is_file() for name in stored["files"]):
         return None
     return stored["record"]
+
+
+def _remove_temp_files(results_dir: Path, sequence_name: str) -> None:
+    """Delete the temp files of this sequence's outputs (utils.files.atomic_write names them
+    .<name>.<random>.tmp, next to <name>) that a run killed while writing them left behind."""
+    name = glob.escape(sequence_name)
+    for pattern in (f"{name}/.*.tmp", f"{PROBS_DIR}/{name}/.*.tmp", f"{OVERLAYS_DIR}/.{name}.mp4.*.tmp"):
+        for path in results_dir.glob(pattern):
+            path.unlink(missing_ok=True)
 
 
 def _remove_stale_files(results_dir: Path, previous: dict | None, written: list[Path]) -> None:

@@ -217,17 +217,20 @@ def validate(engine, sequences, cfg, writer, epoch: int) -> dict:
 
 
 def save_training_state(training: Training, cfg, progress: Progress, copies=()) -> None:
-    """last.pth (rank 0) with every rank's RNG state, then copies of it (best.pth, epoch_NNN.pth)."""
+    """The checkpoint (rank 0, with every rank's RNG state) as the `copies` (best.pth,
+    epoch_NNN.pth), then as last.pth: a run killed before last.pth is written resumes from the
+    previous one and writes the copies again, so none is lost."""
     per_rank_rng = gather_objects(rng_states())
     if is_main_process():
         model_dir = training.model_dir
-        save_checkpoint(model_dir / "last.pth", model_state=training.network.state_dict(),
+        first, *others = [*copies, "last.pth"]
+        save_checkpoint(model_dir / first, model_state=training.network.state_dict(),
                         epoch=progress.epoch, iteration=progress.iteration, config=to_dict(cfg),
                         optimizer_state=training.optimizer.state_dict(),
                         scheduler_state=training.scheduler.state_dict(), scaler_state=training.scaler.state_dict(),
                         training_state={"progress": progress_state(progress), "rng": per_rank_rng})
-        for name in copies:
-            atomic_write(model_dir / name, lambda tmp: shutil.copyfile(model_dir / "last.pth", tmp))
+        for name in others:
+            atomic_write(model_dir / name, lambda tmp: shutil.copyfile(model_dir / first, tmp))
             logger.info("saved %s", model_dir / name)
     barrier()
 

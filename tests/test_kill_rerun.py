@@ -1,0 +1,242 @@
+"""Nothing lost: a training run and an inference run are killed (SIGKILL) at seeded random
+moments, several times. After every kill each file under its final name is whole (temp files of
+utils.files.atomic_write, `.<name>.<random>.tmp`, may be left behind); the same command run again
+until it finishes ends with the files of a run that was never stopped.
+
+Kill moments: a delay after the log line that ends the run's set-up (imports done, model
+built), drawn from a seeded RNG in (0.1, 0.9) x the duration of the uninterrupted run; one kill
+per run waits instead for a file being written, so that at least one kill lands inside a write
+whatever the machine's speed. A kill that comes after the run has already finished is counted,
+not a failure. Every run uses one intra-op thread: on shared cores two OpenMP threads make a step
+of the tiny model many times slower.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+import main
+from network import build_model
+from utils.checkpoint import save_checkpoint
+from utils.config import load_config, to_dict
+
+from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
+from test_resume import assert_same_training_state
+from test_video import decode_all
+
+logger = logging.getLogger(__name__)
+
+KILLS = 3                  # killed runs before the run that finishes
+WRITE_KILL = 1             # which of them waits for a file being written
+TEMP_FILE = re.compile(r"\.(?P<final>.+)\.\w{8}\.tmp")  # atomic_write's temp name for .../<final>
+NUM_FRAMES, HEIGHT, WIDTH = 16, 64, 112  # inference data: frames per sequence and their size
+SEQUENCES = ("a", "b", "c", "d", "e", "f")
+
+
+def temp_files(folder: Path) -> set[Path]:
+    return {path for path in folder.rglob(".*.tmp") if TEMP_FILE.fullmatch(path.name)}
+
+
+def being_written(folder: Path, old: set[Path], final_names: str) -> bool:
+    """Whether a temp file not in `old`, of a file whose name matches the regex `final_names`, has
+    data in it (such a write is under way)."""
+    for path in temp_files(folder) - old:
+        with contextlib.suppress(FileNotFoundError):
+            if re.fullmatch(final_names, TEMP_FILE.fullmatch(path.name)["final"]) and path.stat().st_size:
+                return True
+    return False
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread here too, like the runs started with OMP_NUM_THREADS=1."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_until_killed(args: list[str], cwd: Path, log: Path, started: str, delay: float,
+                     watched: tuple[Path, str] | None = None) -> dict:
+    """Start `python main.py args` in `cwd` and SIGKILL it `delay` seconds after it logs
+    `started`, or with `watched` = (folder, final_names) as soon as being_written(...) there.
+    Returns {"killed": False when it had finished, "new_temp_files": the temp files the kill
+    left behind, "delay", "last": its last log line}."""
+    before = temp_files(cwd)
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=cwd,
+                                   env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        while process.poll() is None and started not in log.read_text():
+            time.sleep(0.01)
+        deadline = time.monotonic() + delay
+        while process.poll() is None:
+            if watched is not None and being_written(watched[0], before, watched[1]):
+                break
+            if watched is None and time.monotonic() >= deadline:
+                break
+            time.sleep(0.001 if watched is not None else 0.005)
+        process.kill()
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    killed = process.returncode == -signal.SIGKILL
+    if not killed:
+        assert process.returncode == 0, log.read_text()[-3000:]
+    return {"killed": killed, "new_temp_files": sorted(temp_files(cwd) - before), "delay": round(delay, 2),
+            "last": log.read_text().strip().splitlines()[-1][-90:]}
+
+
+def kill_several_times(args: list[str], cwd: Path, started: str, duration: float, watched: tuple[Path, str],
+                       check, seed: int) -> list[dict]:
+    """KILLS killed runs of the same command (delays from a seeded RNG, one waiting for a write),
+    `check(cwd)` after each; returns their outcomes."""
+    rng = random.Random(seed)
+    outcomes = []
+    for attempt in range(KILLS):
+        delay = rng.uniform(0.1, 0.9) * duration
+        outcome = run_until_killed(args, cwd, cwd.parent / f"{cwd.name}-{attempt}.log", started, delay,
+                                   watched if attempt == WRITE_KILL else None)
+        check(cwd)
+        outcomes.append(outcome)
+    logger.info("kills: %s", outcomes)
+    return outcomes
+
+
+def final_files(folder: Path) -> list[Path]:
+    """Files below `folder` under their final names: not temp files of atomic_write."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not TEMP_FILE.fullmatch(p.name))
+
+
+def timed_main(args: list[str], cwd: Path, monkeypatch) -> float:
+    """Run main.main(args) in `cwd` (must succeed); its duration in seconds."""
+    monkeypatch.chdir(cwd)
+    start = time.monotonic()
+    assert main.main(args) == 0
+    return time.monotonic() - start
+
+
+# Training ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def train_args(tmp_path_factory):
+    root = write_mini_davis(tmp_path_factory.mktemp("data") / "DAVIS", num_frames=8, height=32, width=64)
+    return ["-c", str(TINY_CONFIG), "--task", "train", f"data.train_root={root}", f"data.test_root={root}",
+            "data.clips_per_sequence=3", "train.epochs=2", "train.validate_every=1", "train.log_every=1",
+            "train.checkpoint_every=1", "train.snapshot_every=1"]
+
+
+def check_training_files(cwd: Path) -> None:
+    """Every checkpoint and config.yaml under a final name loads completely."""
+    for path in final_files(cwd / "saved_models/tiny"):
+        if path.suffix == ".pth":
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            assert checkpoint["model"] and checkpoint["training"]["progress"], path
+        elif path.suffix == ".yaml":
+            assert yaml.safe_load(path.read_text())["name"] == "tiny", path
+
+
+def test_training_killed_at_random_moments_resumes_to_the_uninterrupted_checkpoint(tmp_path, monkeypatch,
+                                                                                    train_args):
+    (tmp_path / "uninterrupted").mkdir()
+    duration = timed_main(train_args, tmp_path / "uninterrupted", monkeypatch)
+    reference_dir = tmp_path / "uninterrupted/saved_models/tiny"
+    assert sorted(p.name for p in reference_dir.glob("*.pth")) == ["best.pth", "epoch_001.pth", "epoch_002.pth",
+                                                                   "last.pth"]
+
+    (tmp_path / "killed").mkdir()
+    # the write kill lands in an epoch's best.pth / epoch_NNN.pth: they must not be lost
+    outcomes = kill_several_times(train_args, tmp_path / "killed", "training sequences", duration,
+                                  (tmp_path / "killed/saved_models/tiny", r"best\.pth|epoch_\d+\.pth"),
+                                  check_training_files, seed=11)
+    assert outcomes[WRITE_KILL]["killed"] and outcomes[WRITE_KILL]["new_temp_files"]  # killed inside a write
+
+    timed_main(train_args, tmp_path / "killed", monkeypatch)
+    check_training_files(tmp_path / "killed")
+    folder = tmp_path / "killed/saved_models/tiny"
+    assert_same_training_state(torch.load(folder / "last.pth", weights_only=True),
+                               torch.load(reference_dir / "last.pth", weights_only=True))
+    for name in ("best.pth", "epoch_001.pth", "epoch_002.pth"):
+        checkpoint, reference = (torch.load(f / name, weights_only=True) for f in (folder, reference_dir))
+        assert checkpoint["iteration"] == reference["iteration"], name
+        assert all(torch.equal(checkpoint["model"][key], value) for key, value in reference["model"].items()), name
+
+
+# Inference --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def infer_args(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("infer-data")
+    root = write_mini_davis(folder / "DAVIS", names=SEQUENCES, num_frames=NUM_FRAMES, height=HEIGHT, width=WIDTH)
+    cfg = load_config(TINY_CONFIG)
+    weights = folder / "tiny.pth"
+    save_checkpoint(weights, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0,
+                    config=to_dict(cfg))
+    return ["-c", str(TINY_CONFIG), "--task", "infer", "--wts", str(weights), f"data.test_root={root}",
+            "inference.save_probs=true", "inference.overlay=true"]
+
+
+def check_result_files(cwd: Path) -> None:
+    """Every PNG decodes at the frame size, every video has all its frames, metrics and config
+    parse, and a sequence has its marker only when all its files are there."""
+    results = cwd / "results/tiny"
+    for path in final_files(results):
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                image.load()
+                assert image.size == (WIDTH, HEIGHT), path
+        elif path.suffix == ".mp4":
+            assert len(decode_all(path)) == NUM_FRAMES, path
+        elif path.name in ("metrics.json", ".complete.json"):
+            json.loads(path.read_text())
+        elif path.suffix == ".csv":
+            assert len(path.read_text().splitlines()) >= 1 + len(SEQUENCES), path
+        elif path.suffix == ".yaml":
+            assert yaml.safe_load(path.read_text())["name"] == "tiny", path
+    for marker in results.glob("*/.complete.json"):
+        listed = json.loads(marker.read_text())["files"]
+        assert len(listed) == 2 * NUM_FRAMES + 1, marker  # masks, probabilities, overlay
+        assert all((results / name).is_file() for name in listed), marker
+
+
+def result_bytes(cwd: Path) -> dict[str, bytes]:
+    """Masks, probability PNGs and metrics.json by their path under results/tiny."""
+    results = cwd / "results/tiny"
+    paths = [*results.glob("*/*.png"), *results.glob("probs/*/*.png"), results / "metrics.json"]
+    return {str(path.relative_to(results)): path.read_bytes() for path in paths}
+
+
+def test_inference_killed_at_random_moments_reruns_to_the_uninterrupted_results(tmp_path, monkeypatch, infer_args):
+    (tmp_path / "uninterrupted").mkdir()
+    duration = timed_main(infer_args, tmp_path / "uninterrupted", monkeypatch)
+    reference = result_bytes(tmp_path / "uninterrupted")
+    assert len(reference) == 2 * len(SEQUENCES) * NUM_FRAMES + 1
+
+    (tmp_path / "killed").mkdir()
+    outcomes = kill_several_times(infer_args, tmp_path / "killed", "loaded our checkpoint", duration,
+                                  (tmp_path / "killed/results/tiny", ".*"), check_result_files, seed=12)
+    assert outcomes[WRITE_KILL]["killed"] and outcomes[WRITE_KILL]["new_temp_files"]  # killed inside a write
+
+    timed_main(infer_args, tmp_path / "killed", monkeypatch)
+    check_result_files(tmp_path / "killed")
+    results = tmp_path / "killed/results/tiny"
+    assert not [path for path in temp_files(results) if path.parent != results]  # a sequence's are removed
+    assert result_bytes(tmp_path / "killed") == reference
+    for name in SEQUENCES:
+        video = f"results/tiny/overlays/{name}.mp4"
+        frames, expected = decode_all(tmp_path / "killed" / video), decode_all(tmp_path / "uninterrupted" / video)
+        assert all((frame == other).all() for frame, other in zip(frames, expected, strict=True)), name
