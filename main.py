@@ -49,6 +49,10 @@ def run_train(cfg, run, wts) -> int:
     summary = train(cfg, run, wts)
     if summary["stopped"]:
         return 128 + getattr(signal, summary["stopped"], signal.SIGTERM)
+    if summary["already_finished"]:
+        logger.info("nothing to train: %s had finished all %d epochs (%d iterations); choose another name=... "
+                    "to train again", run.model_dir / "last.pth", summary["epochs"], summary["iterations"])
+        return 0
     best = (f", best validation score {summary['best_score']:.4f} after epoch {summary['best_epoch']} "
             f"(best.pth)" if summary["best_score"] is not None else "")
     logger.info("finished training: %d epochs, %d iterations in %.0f s, last mean loss %.4f%s; "

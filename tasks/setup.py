@@ -21,7 +21,7 @@ from tasks.distributed import (destroy_process_group, init_process_group, is_ini
                                is_main_process, rank, world_size)
 from utils.config import dump_yaml
 from utils.errors import UserError
-from utils.files import atomic_write_text, ensure_writable_folder, lock_folder
+from utils.files import atomic_write_text, ensure_writable_folder, lock_folder, remove_temp_files
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
@@ -98,10 +98,14 @@ def environment_versions() -> str:
 
 def hold_train_lock(model_dir: Path) -> None:
     """Refuse a second process training into the same run folder (the lock of an earlier run in
-    this process is released first)."""
+    this process is released first); then delete the temp files a killed run left there."""
     global _train_lock
     release_train_lock()
     _train_lock = lock_folder(model_dir, "run")
+    removed = remove_temp_files(model_dir)
+    if removed:
+        logging.getLogger(__name__).info("removed %d temp file(s) of an earlier run killed while writing: %s",
+                                         len(removed), ", ".join(path.name for path in removed))
 
 
 def release_train_lock() -> None:

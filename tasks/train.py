@@ -312,7 +312,8 @@ def prepare(cfg, run, weights_path):
 
 def train(cfg, run, weights_path: str | None = None) -> dict:
     """Train as configured; returns {"epochs", "iterations", "loss" (mean of the last epoch),
-    "best_score", "best_epoch", "seconds", "stopped" (signal name or None)}."""
+    "already_finished" (the resumed run had no epoch left), "best_score", "best_epoch", "seconds",
+    "stopped" (signal name or None)}."""
     start_time = time.time()
     training, loader, sampler, dataset, engine, test_sequences, progress = prepare(cfg, run, weights_path)
     first_epoch = progress.epoch + 1 if progress.epoch_finished else progress.epoch
@@ -340,5 +341,6 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
     if training.writer is not None:
         training.writer.close()
     return {"epochs": cfg.train.epochs, "iterations": progress.iteration, "loss": mean_loss,
+            "already_finished": first_epoch >= cfg.train.epochs,
             "best_score": progress.best_score, "best_epoch": progress.best_epoch,
             "seconds": time.time() - start_time, "stopped": stopped}

@@ -168,6 +168,7 @@ def test_training_killed_at_random_moments_resumes_to_the_uninterrupted_checkpoi
     timed_main(train_args, tmp_path / "killed", monkeypatch)
     check_training_files(tmp_path / "killed")
     folder = tmp_path / "killed/saved_models/tiny"
+    assert not temp_files(folder)  # the killed writes' temp files are removed by the rerun
     assert_same_training_state(torch.load(folder / "last.pth", weights_only=True),
                                torch.load(reference_dir / "last.pth", weights_only=True))
     for name in ("best.pth", "epoch_001.pth", "epoch_002.pth"):

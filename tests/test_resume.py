@@ -100,3 +100,16 @@ def test_sigkill_between_checkpoints_then_the_same_command_resumes_exactly(tmp_p
     assert f"resuming from saved_models/tiny/last.pth: epoch {killed['epoch'] + 1}, " \
            f"iteration {killed['iteration']}" in caplog.text
     assert_same_training_state(torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True), uninterrupted)
+
+
+def test_the_command_of_a_finished_run_trains_nothing_and_says_so(tmp_path, monkeypatch, caplog, run_args):
+    monkeypatch.chdir(tmp_path)
+    args = run_args + ["train.epochs=1"]
+    assert main.main(args) == 0
+    finished = (tmp_path / "saved_models/tiny/last.pth").read_bytes()
+    caplog.clear()
+    caplog.set_level("INFO")
+    assert main.main(args) == 0
+    assert "nothing to train: saved_models/tiny/last.pth had finished all 1 epochs (3 iterations)" in caplog.text
+    assert "finished training" not in caplog.text
+    assert (tmp_path / "saved_models/tiny/last.pth").read_bytes() == finished

@@ -47,11 +47,20 @@ def ensure_writable_folder(folder: str | Path, purpose: str) -> Path:
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check.", suffix=".tmp"):
             pass
     except OSError as error:
         raise UserError(f"cannot write the {purpose} folder {folder}: {os_error_text(error)}") from error
     return folder
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files that writes into `folder` (not its subfolders) left when their process
+    was killed; only safe while no other process writes there (e.g. under `lock_folder`)."""
+    removed = sorted(Path(folder).glob(".*.tmp"))
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def lock_folder(folder: str | Path, purpose: str):
