@@ -20,6 +20,7 @@ from PIL import Image
 
 import main
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
+from data_trees import write_coco, write_youtube_vos
 from datasets.io import write_palette_png
 from loss import LOSSES
 from utils.files import lock_folder
@@ -171,6 +172,38 @@ def test_mask_of_another_size_than_its_frame_names_both(tmp_path, monkeypatch, c
     assert line == f"error: mask {mask} is 48x32, its frame {data_root}/JPEGImages/480p/bear/00007.jpg is 64x32"
 
 
+def test_coco_annotation_file_that_is_not_json_is_named(tmp_path, monkeypatch, capsys, args):
+    monkeypatch.chdir(tmp_path)
+    annotations = write_coco(tmp_path / "coco") / "annotations/instances_train2017.json"
+    annotations.write_text(annotations.read_text()[:200])
+    line = fails_in_process(args + ["data.train=coco", f"data.train_root={tmp_path / 'coco'}",
+                                    "data.train_split=train2017"], capsys)
+    assert line.startswith(f"error: cannot read COCO annotations {annotations}: ")
+
+
+def test_coco_image_missing_on_disk_is_named(tmp_path, monkeypatch, capsys, args):
+    """Not the first image (the index checks that one): found missing when its clip is made."""
+    monkeypatch.chdir(tmp_path)
+    missing = write_coco(tmp_path / "coco") / "train2017/000000000002.jpg"
+    missing.unlink()
+    line = fails_in_process(args + ["data.train=coco", f"data.train_root={tmp_path / 'coco'}",
+                                    "data.train_split=train2017"], capsys)
+    assert line.startswith(f"error: cannot read image {missing}: ")
+
+
+@pytest.mark.parametrize("meta, expected", [
+    ("{not json", "cannot read the video list of {meta}: "),
+    ('{"videos": {"ghost": {}}}', "{meta} lists video 'ghost', which is not on disk: "),
+])
+def test_youtube_vos_meta_json_broken_or_naming_an_absent_video(tmp_path, monkeypatch, capsys, args, meta, expected):
+    monkeypatch.chdir(tmp_path)
+    meta_path = write_youtube_vos(tmp_path / "ytvos") / "train/meta.json"
+    meta_path.write_text(meta)
+    line = fails_in_process(args + ["data.train=youtube_vos", f"data.train_root={tmp_path / 'ytvos'}",
+                                    "data.train_split=train"], capsys)
+    assert line.startswith("error: " + expected.format(meta=meta_path))
+
+
 # Weights -----------------------------------------------------------------------------------------
 
 def write_other_architecture(path, tiny_weights):
@@ -202,6 +235,17 @@ def test_bad_weights_file_is_named(tmp_path, monkeypatch, capsys, args, tiny_wei
     write(weights, tiny_weights)
     line = fails_in_process(args + ["--task", "infer", "--wts", str(weights)], capsys)
     assert str(weights) in line and expected in line
+
+
+def test_corrupt_last_pth_in_the_run_folder_is_named_with_how_to_start_over(tmp_path, monkeypatch, capsys, args,
+                                                                           tiny_weights):
+    monkeypatch.chdir(tmp_path)
+    last = tmp_path / "saved_models/tiny/last.pth"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(tiny_weights.read_bytes()[:500])
+    line = fails_in_process(args, capsys)
+    assert line.startswith("error: cannot read saved_models/tiny/last.pth as a PyTorch checkpoint")
+    assert line.endswith("move it away or set train.resume=false to start over")
 
 
 def test_missing_weights_file_is_named(tmp_path, monkeypatch, capsys, args):

@@ -56,12 +56,15 @@ def read_torch_file(path) -> object:
 
 
 def read_training_checkpoint(path) -> dict:
-    """A checkpoint written by training in our format, with its optimiser and training state."""
-    checkpoint = read_torch_file(path)
+    """The checkpoint a run resumes from, written by training in our format, with its optimiser and
+    training state; every failure names the file and how to start over instead."""
+    start_over = "move it away or set train.resume=false to start over"
+    try:
+        checkpoint = read_torch_file(path)
+    except UserError as error:
+        raise UserError(f"{error}; {start_over}") from error
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a training checkpoint in our format ({CHECKPOINT_FORMAT}); "
-                        f"move it away or set train.resume=false to start over")
+        raise UserError(f"{path} is not a training checkpoint in our format ({CHECKPOINT_FORMAT}); {start_over}")
     if not isinstance(checkpoint.get("training"), dict) or checkpoint.get("optimizer") is None:
-        raise UserError(f"{path} holds no training state (written by an export or conversion?); "
-                        f"move it away or set train.resume=false to start over")
+        raise UserError(f"{path} holds no training state (written by an export or conversion?); {start_over}")
     return checkpoint
