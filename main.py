@@ -65,20 +65,19 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         from utils.config import load_config, validate
-        from tasks.setup import release_train_lock, setup_run
+        from tasks.setup import release_output_lock, setup_run
         cfg = load_config(args.config, args.overrides)
         check_input_argument(args.task, args.input)
         validate(cfg, args.task, input_path=args.input)
         check_weights_argument(args.task, args.wts)
         run = setup_run(cfg, args.task)
-        if args.task == "train":
-            try:
+        try:
+            if args.task == "train":
                 return run_train(cfg, run, args.wts)
-            finally:
-                release_train_lock()
-        else:
             from tasks.infer import infer
             infer(cfg, run, args.wts, write_files=args.task == "infer", input_path=args.input)
+        finally:
+            release_output_lock()
     except UserError as error:
         return report(error)
     except OSError as error:  # a file the system refused outside the atomic writers (log, tensorboard)

@@ -21,13 +21,13 @@ from tasks.distributed import (destroy_process_group, init_process_group, is_ini
                                is_main_process, rank, world_size)
 from utils.config import dump_yaml
 from utils.errors import UserError
-from utils.files import atomic_write_text, ensure_writable_folder, lock_folder, remove_temp_files
+from utils.files import atomic_write_text, lock_folder, remove_temp_files
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
 CODE_ROOT = Path(__file__).resolve().parents[1]
 
-_train_lock = None  # the open lock file of the run folder this process trains into
+_output_lock = None  # the open lock file of the output folder this process writes into
 
 
 @dataclass
@@ -96,24 +96,22 @@ def environment_versions() -> str:
     return ", ".join(parts) + f"; code: {code_version()}"
 
 
-def hold_train_lock(model_dir: Path) -> None:
-    """Refuse a second process training into the same run folder (the lock of an earlier run in
-    this process is released first); then delete the temp files a killed run left there."""
-    global _train_lock
-    release_train_lock()
-    _train_lock = lock_folder(model_dir, "run")
-    removed = remove_temp_files(model_dir)
-    if removed:
-        logging.getLogger(__name__).info("removed %d temp file(s) of an earlier run killed while writing: %s",
-                                         len(removed), ", ".join(path.name for path in removed))
+def hold_output_lock(folder: Path, purpose: str) -> list[Path]:
+    """Refuse a second process writing into the same output folder (the lock of an earlier run in
+    this process is released first); then delete the temp files a killed run left there and
+    return their paths."""
+    global _output_lock
+    release_output_lock()
+    _output_lock = lock_folder(folder, purpose)
+    return remove_temp_files(folder)
 
 
-def release_train_lock() -> None:
-    """Let another process train into the run folder (also done by the system at exit)."""
-    global _train_lock
-    if _train_lock is not None:
-        _train_lock.close()
-        _train_lock = None
+def release_output_lock() -> None:
+    """Let another process write into the output folder (also done by the system at exit)."""
+    global _output_lock
+    if _output_lock is not None:
+        _output_lock.close()
+        _output_lock = None
 
 
 def seed_everything(seed: int) -> None:
@@ -123,8 +121,8 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_run(cfg, task: str) -> Run:
-    """Process group (under torchrun), output folder (checked writable; for training, locked against
-    a second process), logging to the console and to a log file with the versions of the
+    """Process group (under torchrun), output folder (checked writable, locked against a second
+    process; rank 0 only), logging to the console and to a log file with the versions of the
     software, seed and device."""
     device = init_process_group(select_device(cfg.device))
     if is_initialized():
@@ -132,11 +130,11 @@ def setup_run(cfg, task: str) -> Run:
     run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name, device=device)
     run_dir = run.model_dir if task == "train" else run.results_dir
     if is_main_process():
-        if task == "train":
-            hold_train_lock(run_dir)
-        else:
-            ensure_writable_folder(run_dir, "results")
+        removed = hold_output_lock(run_dir, "run" if task == "train" else "results")
         setup_logging(run_dir / f"{task}.log")
+        if removed:
+            logging.getLogger(__name__).info("removed %d temp file(s) of an earlier run killed while writing: %s",
+                                             len(removed), ", ".join(path.name for path in removed))
         write_resolved_config(cfg, run_dir)
     else:
         setup_logging(level=logging.WARNING, prefix=f"[rank {rank()}] ")

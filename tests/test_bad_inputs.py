@@ -368,20 +368,22 @@ def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_good_checkpoint(tmp_
     assert all(torch.isfinite(value).all() for value in checkpoint["model"].values() if value.is_floating_point())
 
 
-def test_second_process_training_into_the_same_run_folder_is_refused(tmp_path, args):
-    """While one process trains into saved_models/tiny (here: the test holds its lock), main.py
-    refuses to train there and names the folder and the process; once free, training proceeds
-    and frees the folder when it ends."""
-    holder = lock_folder(tmp_path / "saved_models/tiny", "run")
+@pytest.mark.parametrize("task, folder", [("train", "saved_models/tiny"), ("infer", "results/tiny")])
+def test_second_process_writing_into_the_same_output_folder_is_refused(tmp_path, args, tiny_weights, task, folder):
+    """While one process writes into the output folder (here: the test holds its lock), main.py
+    refuses to write there and names the folder and the process; once free, the run proceeds and
+    frees the folder when it ends."""
+    arguments = args + ["--task", task, "--wts", str(tiny_weights)]
+    holder = lock_folder(tmp_path / folder, "output")
     try:
-        line = fails_in_subprocess(args, tmp_path)
+        line = fails_in_subprocess(arguments, tmp_path)
     finally:
         holder.close()
-    assert line.startswith(f"error: saved_models/tiny is in use by process {os.getpid()} on ")
+    assert line.startswith(f"error: {folder} is in use by process {os.getpid()} on ")
     assert "choose another run name" in line
-    assert not (tmp_path / "saved_models/tiny/last.pth").exists()
-    assert main_in(tmp_path, args) == 0
-    lock_folder(tmp_path / "saved_models/tiny", "run").close()  # released when training ended
+    assert sorted(path.name for path in (tmp_path / folder).iterdir()) == [".lock"]
+    assert main_in(tmp_path, arguments) == 0
+    lock_folder(tmp_path / folder, "output").close()  # released when the run ended
 
 
 def main_in(folder, arguments) -> int:
