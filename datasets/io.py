@@ -49,13 +49,19 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise DataFileError(f"cannot read image {path}: {error}") from error
 
 
+def check_mask_size(mask_path: Path, mask_size: tuple[int, int], frame_path: Path,
+                    frame_size: tuple[int, int]) -> None:
+    """A mask of (H, W) `mask_size` against its frame's `frame_size`: DataFileError naming both."""
+    if tuple(mask_size) != tuple(frame_size):
+        raise DataFileError(f"mask {mask_path} is {mask_size[1]}x{mask_size[0]}, "
+                            f"its frame {frame_path} is {frame_size[1]}x{frame_size[0]}")
+
+
 def check_frame_and_mask(frame_path: Path, mask_path: Path | None) -> None:
-    """Both files readable, and of the same size (headers only; a UserError names the paths)."""
+    """Both files readable, and of the same size (headers only; a DataFileError names the paths)."""
     frame_size = image_size(frame_path)
-    mask_size = frame_size if mask_path is None else image_size(mask_path)
-    if mask_size != frame_size:
-        raise UserError(f"mask {mask_path} is {mask_size[1]}x{mask_size[0]}, "
-                        f"its frame {frame_path} is {frame_size[1]}x{frame_size[0]}")
+    if mask_path is not None:
+        check_mask_size(mask_path, image_size(mask_path), frame_path, frame_size)
 
 
 def voc_palette(num_colors: int = 256) -> list[int]:

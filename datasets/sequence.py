@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.io import DataFileError, check_frame_and_mask, read_mask, read_rgb
+from datasets.io import check_frame_and_mask, check_mask_size, read_mask, read_rgb
 
 
 class ImageFrames:
@@ -79,9 +79,7 @@ class Sequence:
         if index not in self.mask_paths:
             return np.zeros(frame_shape, dtype=np.uint8)
         mask = read_mask(self.mask_paths[index])
-        if mask.shape != tuple(frame_shape):
-            raise DataFileError(f"mask {self.mask_paths[index]} is {mask.shape[1]}x{mask.shape[0]}, "
-                                f"its frame {self.frame_paths[index]} is {frame_shape[1]}x{frame_shape[0]}")
+        check_mask_size(self.mask_paths[index], mask.shape, self.frame_paths[index], frame_shape)
         return mask
 
 
