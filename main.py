@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from utils.errors import UserError, report
+from utils.files import os_error_text
 
 logger = logging.getLogger("main")
 
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
     except UserError as error:
         return report(error)
     except OSError as error:  # a file the system refused outside the atomic writers (log, tensorboard)
-        return report(UserError(f"{error.filename}: {error.strerror}" if error.filename else str(error)))
+        return report(UserError(f"{error.filename}: {os_error_text(error)}" if error.filename else str(error)))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

@@ -19,7 +19,6 @@ sequence is predicted again.
 
 import collections
 import contextlib
-import glob
 import json
 import logging
 from pathlib import Path
@@ -33,6 +32,7 @@ from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, scor
                                           scored_indices, summarise)
 from inference_handlers.writers import write_json, write_mask, write_overlay_video, write_probability
 from utils.errors import UserError
+from utils.files import remove_temp_files
 
 logger = logging.getLogger(__name__)
 
@@ -161,12 +161,11 @@ def completed_record(results_dir: Path, sequence, settings: dict) -> dict | None
 
 
 def _remove_temp_files(results_dir: Path, sequence_name: str) -> None:
-    """Delete the temp files of this sequence's outputs (utils.files.atomic_write names them
-    .<name>.<random>.tmp, next to <name>) that a run killed while writing them left behind."""
-    name = glob.escape(sequence_name)
-    for pattern in (f"{name}/.*.tmp", f"{PROBS_DIR}/{name}/.*.tmp", f"{OVERLAYS_DIR}/.{name}.mp4.*.tmp"):
-        for path in results_dir.glob(pattern):
-            path.unlink(missing_ok=True)
+    """Delete the temp files that a run killed while writing this sequence's outputs left behind
+    (the overlay folder is shared by the sequences: only this one's)."""
+    remove_temp_files(results_dir / sequence_name)
+    remove_temp_files(results_dir / PROBS_DIR / sequence_name)
+    remove_temp_files(results_dir / OVERLAYS_DIR, f"{sequence_name}.mp4")
 
 
 def _remove_stale_files(results_dir: Path, previous: dict | None, written: list[Path]) -> None:

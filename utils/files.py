@@ -5,6 +5,7 @@ should be) raises `UserError` naming the file, so the run ends with one `error:`
 temporary file is removed and the file under the final name, if any, is left as it was.
 """
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -54,10 +55,12 @@ def ensure_writable_folder(folder: str | Path, purpose: str) -> Path:
     return folder
 
 
-def remove_temp_files(folder: str | Path) -> list[Path]:
-    """Delete the temp files that writes into `folder` (not its subfolders) left when their process
-    was killed; only safe while no other process writes there (e.g. under `lock_folder`)."""
-    removed = sorted(Path(folder).glob(".*.tmp"))
+def remove_temp_files(folder: str | Path, final_name: str = "*") -> list[Path]:
+    """Delete the temp files that `atomic_write`s into `folder` (not its subfolders) left when their
+    process was killed: all of them, or only those of the file named `final_name`; only safe while
+    no other process writes them (e.g. under `lock_folder`)."""
+    pattern = "*" if final_name == "*" else glob.escape(final_name)
+    removed = sorted(Path(folder).glob(f".{pattern}.*.tmp"))
     for path in removed:
         path.unlink(missing_ok=True)
     return removed
