@@ -234,7 +234,7 @@ def variant_costs(model_config, frames: int, height: int, width: int, variants=N
         variant = dataclasses.replace(model_config, **changes)
         with torch.device("meta"):
             model = build_model(variant)
-        flops = count_flops(lambda: build_model(variant), (1, 3, frames, height, width))
+        flops = count_flops(lambda: model, (1, 3, frames, height, width))
         rows.append({"variant": name, "backbone": variant.backbone, "depths": list(variant.depths),
                      "inter_block": variant.inter_block, "refine_block": variant.refine_block,
                      "params_m": round(count_parameters(model) / 1e6, 2),

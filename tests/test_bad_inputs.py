@@ -6,6 +6,7 @@ Most rows run main.main in this process (stderr captured); the rows that involve
 (a DataLoader worker, a second training process) run main.py as a subprocess.
 """
 
+import contextlib
 import errno
 import os
 import pickle
@@ -45,13 +46,9 @@ def tiny_weights(tmp_path_factory):
     """A checkpoint of the tiny model, trained for one iteration."""
     folder = tmp_path_factory.mktemp("weights")
     root = write_mini_davis(folder / "DAVIS", num_frames=NUM_FRAMES, height=32, width=64)
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with contextlib.chdir(folder):
         assert main.main(["-c", str(TINY_CONFIG), f"data.train_root={root}", f"data.test_root={root}",
                           "train.validate_every=0"]) == 0
-    finally:
-        os.chdir(cwd)
     return folder / "saved_models/tiny/last.pth"
 
 
@@ -382,14 +379,6 @@ def test_second_process_writing_into_the_same_output_folder_is_refused(tmp_path,
     assert line.startswith(f"error: {folder} is in use by process {os.getpid()} on ")
     assert "choose another run name" in line
     assert sorted(path.name for path in (tmp_path / folder).iterdir()) == [".lock"]
-    assert main_in(tmp_path, arguments) == 0
+    with contextlib.chdir(tmp_path):
+        assert main.main(arguments) == 0
     lock_folder(tmp_path / folder, "output").close()  # released when the run ended
-
-
-def main_in(folder, arguments) -> int:
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        return main.main(arguments)
-    finally:
-        os.chdir(cwd)

@@ -1,7 +1,7 @@
 """Reproducible runs: the demo (shortened) trained twice with the same seed ends with identical
 checkpoints, another seed does not; every run's log records the software versions and the commit."""
 
-import os
+import contextlib
 import platform
 import shutil
 import subprocess
@@ -21,12 +21,8 @@ SHORT_DEMO = ["data.synthetic.num_train=4", "data.synthetic.num_val=2", "data.sy
 def train_demo(folder, *overrides) -> dict:
     """Train the shortened demo in `folder` (its own synthetic data); return last.pth."""
     folder.mkdir()
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with contextlib.chdir(folder):
         assert main.main(["-c", str(DEMO), "--task", "train", *SHORT_DEMO, *overrides]) == 0
-    finally:
-        os.chdir(cwd)
     return torch.load(folder / "saved_models/demo/last.pth", weights_only=True)
 
 
@@ -65,12 +61,8 @@ def test_same_seed_gives_identical_checkpoints_and_another_seed_does_not(runs):
 def test_every_log_records_the_versions_and_the_commit(runs):
     base = runs[0]
     folder = base / "first"
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with contextlib.chdir(folder):
         assert main.main(["-c", str(DEMO), "--task", "eval", "--wts", "saved_models/demo/last.pth", *SHORT_DEMO]) == 0
-    finally:
-        os.chdir(cwd)
     expected = (f"versions: Python {platform.python_version()}, torch {torch.__version__}, "
                 f"torchvision {torchvision.__version__}")
     if shutil.which("git") and (REPO_ROOT / ".git").exists():
