@@ -73,14 +73,15 @@ def build_source(source, cfg) -> ClipDataset | CocoClipDataset:
     if source.dataset == "coco":
         return CocoClipDataset(index_coco(source.root, source.split, cfg.data.coco),
                                clip_length=cfg.input.clip_length, resize_mode=cfg.input.train_resize,
-                               resize_size=cfg.input.train_size, warp=cfg.data.coco.warp, seed=cfg.seed)
+                               resize_size=cfg.input.train_size, warp=cfg.data.coco.warp, seed=cfg.seed,
+                               crop=cfg.input.train_crop, affine_scale=cfg.data.coco.affine_scale)
     sequences = pick(DATASETS, source.dataset, "dataset")(source.root, source.split, cfg.data)
     warn_unannotated(sequences, source.root)
     return ClipDataset(sequences, clip_length=cfg.input.clip_length,
                        max_temporal_gap=cfg.data.max_temporal_gap,
                        clips_per_sequence=cfg.data.clips_per_sequence,
                        resize_mode=cfg.input.train_resize, resize_size=cfg.input.train_size,
-                       seed=cfg.seed)
+                       seed=cfg.seed, crop=cfg.input.train_crop)
 
 
 def build_train_dataset(cfg) -> ClipDataset | CocoClipDataset | MixtureDataset:

@@ -22,18 +22,19 @@ class ClipDataset(Dataset):
     """One epoch = `clips_per_sequence` clips per sequence (0: one clip starting at every frame).
 
     Clip frames and crops are drawn from a generator seeded by (seed, epoch, item), so they are
-    new every epoch, yet reproducible; call `set_epoch` before each epoch.
+    new every epoch, yet reproducible; call `set_epoch` before each epoch. `crop`: the crop of
+    resize_short_edge_and_crop (input.train_crop, datasets.transforms.build_train_transform).
     """
 
     def __init__(self, sequences, *, clip_length: int, max_temporal_gap: int,
-                 clips_per_sequence: int, resize_mode: str, resize_size, seed: int):
+                 clips_per_sequence: int, resize_mode: str, resize_size, seed: int, crop: str = "object"):
         self.sequences = sequences
         self.clip_length = clip_length
         self.max_temporal_gap = max_temporal_gap
         self.clips_per_sequence = clips_per_sequence
         self.resize_mode = resize_mode
         self.resize_size = resize_size
-        self.crop = build_train_transform(resize_mode, resize_size)
+        self.crop = build_train_transform(resize_mode, resize_size, crop)
         self.seed = seed
         self.epoch = 0
         self.items = self._items()

@@ -5,8 +5,10 @@
                                                                                  image_folders [train2014, val2014])
 
 Filtering as the original's training mode: images with any crowd annotation are dropped, then
-annotations of other categories (data.coco.categories) and annotations whose box is narrower or
-lower than data.coco.min_box_size, then images left without annotations. The mask of an image
+annotations whose box is narrower or lower than data.coco.min_box_size, then, with
+data.coco.categories, annotations of other categories (data.coco.category_filter: annotations)
+or images without a listed category, keeping every annotation of the others (images: the
+original COCOv2's category list), then images left without annotations. The mask of an image
 paints annotation k (1-based, in file order) with id k over the earlier ones (polygons and RLE
 alike). A sample is one image made into a clip of clip_length frames (datasets/pseudo_clips.py),
 in the sample dict of datasets/clip_dataset.py, with info {"sequence": file stem, "frames": [0] * T,
@@ -86,13 +88,16 @@ def index_coco(root, split: str, coco_config) -> list[CocoImage]:
         annotations = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
         if any(annotation.get("iscrowd", 0) for annotation in annotations):
             continue
-        kept = tuple(annotation["segmentation"] for annotation in annotations
-                     if (keep_categories is None or annotation["category_id"] in keep_categories)
-                     and min(annotation["bbox"][2:]) >= coco_config.min_box_size)
+        kept = [annotation for annotation in annotations if min(annotation["bbox"][2:]) >= coco_config.min_box_size]
+        if keep_categories is not None:
+            listed = [annotation for annotation in kept if annotation["category_id"] in keep_categories]
+            if coco_config.category_filter == "annotations" or not listed:
+                kept = listed
         if kept:
             info = coco.imgs[image_id]
             images.append(CocoImage(image_folder(folders, info["file_name"]) / info["file_name"],
-                                    int(info["height"]), int(info["width"]), kept))
+                                    int(info["height"]), int(info["width"]),
+                                    tuple(annotation["segmentation"] for annotation in kept)))
     if not images:
         raise UserError(f"no COCO image of {annotation_path} keeps an annotation after filtering "
                         f"(data.coco.categories, data.coco.min_box_size)")
@@ -126,18 +131,21 @@ class CocoClipDataset(Dataset):
     """One pseudo-clip per image and epoch, drawn from a generator seeded by (seed, epoch, item):
     new every epoch, yet reproducible; call `set_epoch` before each epoch.
 
-    warp "before_padding" warps the resized image, then crops and pads the clip; "after_padding"
-    (the original) warps the cropped, zero-padded image, so the zero border moves into the frames.
+    warp "before_padding" warps the resized image, then crops and pads the clip (the crop sees the
+    union of the warped masks); "after_padding" (the original) warps the cropped, zero-padded
+    image, so the zero border moves into the frames. crop: input.train_crop; affine_scale:
+    data.coco.affine_scale (anisotropic: x and y scale drawn independently, as the original).
     """
 
     def __init__(self, images: list[CocoImage], *, clip_length: int, resize_mode: str, resize_size,
-                 warp: str, seed: int):
+                 warp: str, seed: int, crop: str = "object", affine_scale: str = "anisotropic"):
         self.sequences = images  # one pseudo-sequence per image (train.py logs their number)
         self.clip_length = clip_length
         self.resize_mode = resize_mode
         self.resize_size = resize_size
-        self.crop = build_train_transform(resize_mode, resize_size)
+        self.crop = build_train_transform(resize_mode, resize_size, crop)
         self.warp = warp
+        self.anisotropic = affine_scale == "anisotropic"
         self.seed = seed
         self.epoch = 0
 
@@ -160,13 +168,14 @@ class CocoClipDataset(Dataset):
             torch.manual_seed(int(rng.integers(2**31)))
             if self.warp == "before_padding":
                 frames, masks = pseudo_clip(torch.from_numpy(rgb).permute(2, 0, 1),
-                                            torch.from_numpy(labels)[None], self.clip_length, rng)
+                                            torch.from_numpy(labels)[None], self.clip_length, rng,
+                                            self.anisotropic)
                 images, masks = prepare_training_clip(list(frames.permute(0, 2, 3, 1).numpy()),
                                                       list(masks[:, 0].numpy()), "unchanged", None, self.crop)
             else:
                 padded, padded_mask = prepare_training_clip([rgb], [labels], "unchanged", None, self.crop)
                 frames, masks = pseudo_clip((padded[:, 0] * 255).round().to(torch.uint8), padded_mask[:, 0],
-                                            self.clip_length, rng)                     # (T, 3, H, W), (T, 1, H, W)
+                                            self.clip_length, rng, self.anisotropic)   # (T, 3, H, W), (T, 1, H, W)
                 images, masks = frames.permute(1, 0, 2, 3).float() / 255, masks.permute(1, 0, 2, 3)
         return {"images": images.contiguous(), "masks": masks.contiguous(),
                 "info": {"sequence": image.name, "frames": [0] * self.clip_length,

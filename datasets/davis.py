@@ -10,12 +10,15 @@ Any non-zero id is foreground, so every object of a multi-object mask is merged.
 annotation folder is read: `annotations` (data.davis.annotations), see `annotation_folder`.
 """
 
+import logging
 from pathlib import Path
 
 from PIL import Image
 
 from datasets.sequence import Sequence, check_sequence
 from utils.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 FRAME_DIR = Path("JPEGImages/480p")
 ANNOTATION_DIRS = {"unsupervised": Path("Annotations_unsupervised/480p"),
@@ -74,6 +77,15 @@ def describe_annotations(mask_root: Path, first_mask: Path | None) -> str:
     return f"DAVIS-2016 {relative.as_posix()} (0/255)"
 
 
+def warn_2017_masks_on_2016_split(split: str, annotations: str, ground_truth: str) -> None:
+    """`auto` on a 2016 split of a DAVIS-2017 tree reads the 2017 semi-supervised masks: say so."""
+    if annotations == "auto" and is_2016_split(split) and ground_truth.startswith("DAVIS-2017 Annotations/"):
+        logger.warning("DAVIS split %s: data.davis.annotations auto read the DAVIS-2017 semi-supervised %s, "
+                       "which are neither the DAVIS-2016 ground truth nor the original's "
+                       "Annotations_unsupervised masks; for DAVIS-2016 scores use the DAVIS-2016 release as the "
+                       "root, for the original's masks set data.davis.annotations=unsupervised", split, ground_truth)
+
+
 def index_davis(root, split: str, annotations: str = "auto") -> list[Sequence]:
     """Sequences listed in ROOT/ImageSets/<split>, in file order; masks from
     `annotation_folder(root, split, annotations)`."""
@@ -101,4 +113,5 @@ def index_davis(root, split: str, annotations: str = "auto") -> list[Sequence]:
         check_sequence(sequence)
     first_mask = next((s.mask_paths[s.annotated_indices[0]] for s in sequences if s.mask_paths), None)
     ground_truth = describe_annotations(mask_root, first_mask)
+    warn_2017_masks_on_2016_split(split, annotations, ground_truth)
     return [Sequence(s.name, s.frame_paths, s.mask_paths, ground_truth=ground_truth) for s in sequences]

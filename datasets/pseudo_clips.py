@@ -6,11 +6,16 @@ order, an elastic warp (probability 0.05) and an affine warp (always), then blur
 probability 0.05. Image and mask get the same warp through torchvision.transforms.v2.functional:
 bilinear for the image, nearest for the mask; outside the frame the affine warp replicates the
 image's edge and the mask is 0 (the original's imgaug settings); the elastic warp moves pixels by
-a few pixels only and fills with 0. The original scaled x and y independently (SPEC 11 defect 18);
-torchvision's affine takes one scale for both axes, so here the scale is isotropic. Every random
-number comes from the numpy generator passed in, so a clip is reproducible from its seed.
+a few pixels only and fills with 0. The affine scale is drawn for x and y independently, as the
+original's imgaug `scale={"x": ..., "y": ...}` (SPEC 7.3), which over the clip's cumulative walk
+changes the aspect strongly; `anisotropic=False` (data.coco.affine_scale: isotropic) draws one
+factor for both. torchvision's F.affine takes one scale, so the warp is F.perspective with the
+coefficients of the affine matrix (F.affine's conventions; the same pixels, to rounding, when the
+scales are equal). Every random number comes from the numpy generator passed in, so a clip is
+reproducible from its seed.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -39,20 +44,40 @@ def with_edge_fill(image: torch.Tensor, margin: int, warp) -> torch.Tensor:
     return warped[:, margin:-margin, margin:-margin]
 
 
-def affine_step(image: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator):
-    """One random affine warp of image uint8 (3, H, W) and mask uint8 (1, H, W)."""
+def affine_coefficients(height: int, width: int, angle: float, translate: list[float],
+                        scale: tuple[float, float], shear: float) -> list[float]:
+    """F.perspective coefficients (output pixel -> input pixel) of the warp about the centre of a
+    (height, width) frame: x shear by `shear` degrees, scale (x, y), rotation by `angle` degrees,
+    then a shift of `translate` (x, y) pixels; the conventions of torchvision's F.affine."""
+    rotation, slant = math.radians(angle), math.radians(shear)
+    forward = (np.array([[math.cos(rotation), -math.sin(rotation)], [math.sin(rotation), math.cos(rotation)]])
+               @ np.array([[1.0, -math.tan(slant)], [0.0, 1.0]]) @ np.diag(scale))
+    inverse = np.linalg.inv(forward)
+    centre = np.array([width / 2, height / 2])
+    offset = centre - inverse @ (centre + np.array(translate))
+    return [*inverse[0], offset[0], *inverse[1], offset[1], 0.0, 0.0]
+
+
+def affine_step(image: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator, anisotropic: bool = True):
+    """One random affine warp of image uint8 (3, H, W) and mask uint8 (1, H, W); x and y scale
+    drawn independently unless `anisotropic` is False."""
     height, width = image.shape[-2:]
     angle = float(rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES))
     translate = [float(rng.uniform(-TRANSLATE_FRACTION, TRANSLATE_FRACTION) * width),
                  float(rng.uniform(-TRANSLATE_FRACTION, TRANSLATE_FRACTION) * height)]
-    scale = float(rng.uniform(*SCALE_RANGE))
-    shear = [float(rng.uniform(-SHEAR_DEGREES, SHEAR_DEGREES)), 0.0]
-    params = dict(angle=angle, translate=translate, scale=scale, shear=shear)
-    # An output pixel samples at most (half diagonal + shift) / scale from the centre.
-    reach = (math.hypot(height, width) / 2 + math.hypot(*translate)) / (scale * 0.99)
+    scale_x = float(rng.uniform(*SCALE_RANGE))
+    scale = (scale_x, float(rng.uniform(*SCALE_RANGE)) if anisotropic else scale_x)
+    shear = float(rng.uniform(-SHEAR_DEGREES, SHEAR_DEGREES))
+
+    def warp(x: torch.Tensor, interpolation: InterpolationMode, fill=None) -> torch.Tensor:
+        coefficients = affine_coefficients(*x.shape[-2:], angle, translate, scale, shear)
+        return F.perspective(x, None, None, interpolation=interpolation, fill=fill, coefficients=coefficients)
+
+    # An output pixel samples at most (half diagonal + shift) / smaller scale from the centre.
+    reach = (math.hypot(height, width) / 2 + math.hypot(*translate)) / (min(scale) * 0.99)
     margin = max(0, math.ceil(reach - min(height, width) / 2)) + 2
-    image = with_edge_fill(image, margin, lambda x: F.affine(x, **params, interpolation=InterpolationMode.BILINEAR))
-    mask = F.affine(mask, **params, interpolation=InterpolationMode.NEAREST, fill=[0.0])
+    image = with_edge_fill(image, margin, lambda x: warp(x, InterpolationMode.BILINEAR))
+    mask = warp(mask, InterpolationMode.NEAREST, fill=[0.0])
     return image, mask
 
 
@@ -72,12 +97,12 @@ def elastic_step(image: torch.Tensor, mask: torch.Tensor, rng: np.random.Generat
 
 
 def pseudo_clip(image: torch.Tensor, mask: torch.Tensor, clip_length: int,
-                rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                rng: np.random.Generator, anisotropic: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """image uint8 (3, H, W), mask uint8 (1, H, W) -> frames uint8 (T, 3, H, W), masks uint8
-    (T, 1, H, W); frame 0 is the input."""
+    (T, 1, H, W); frame 0 is the input; `anisotropic` as `affine_step`."""
     images, masks = [image], [mask]
     for _ in range(clip_length - 1):
-        steps = [affine_step]
+        steps = [functools.partial(affine_step, anisotropic=anisotropic)]
         if rng.random() < ELASTIC_PROBABILITY:
             steps.insert(int(rng.integers(2)), elastic_step)
         for step in steps:

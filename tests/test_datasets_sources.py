@@ -1,11 +1,14 @@
 """Every source in the layout users download: what its indexer returns, what its samples hold,
 and one error line for each broken tree."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision.transforms import v2
 
 from datasets import build_train_dataset
 from datasets.clip_dataset import ClipDataset
@@ -15,6 +18,7 @@ from datasets.fbms import index_fbms
 from datasets.fbms import main as fbms_main
 from datasets.io import DataFileError, read_mask, write_jpeg
 from datasets.pseudo_clips import affine_step, elastic_step
+from datasets.transforms import ObjectCrop
 from datasets.visal import index_visal
 from datasets.youtube_vos import index_youtube_vos
 from utils.config import CocoConfig, load_config
@@ -60,6 +64,18 @@ def test_davis_annotation_folder_auto_and_forced(tmp_path, mini_davis):
     assert index_davis(mini_davis, "2017/val.txt")[0].ground_truth == "DAVIS-2017 Annotations_unsupervised/480p"
     forced = index_davis(mini_davis, "2016/val.txt", annotations="unsupervised")
     assert forced[0].mask_paths[0].parts[-4] == "Annotations_unsupervised"
+
+
+def test_davis2016_split_of_a_2017_tree_warns_that_it_reads_the_2017_semi_supervised_masks(tmp_path, caplog):
+    root = write_davis2017_semi(tmp_path / "DAVIS")
+    (root / "ImageSets/2016").mkdir()
+    (root / "ImageSets/2016/val.txt").write_text("dogs-jump\n")
+    index_davis(root, "2016/val.txt")
+    assert "DAVIS split 2016/val.txt" in caplog.text and "neither the DAVIS-2016 ground truth" in caplog.text
+    caplog.clear()
+    index_davis(write_davis2016(tmp_path / "DAVIS2016"), "2016/val.txt")  # the DAVIS-2016 release
+    index_davis(root, "2017/val.txt")
+    assert "neither" not in caplog.text
 
 
 # YouTube-VOS
@@ -117,6 +133,24 @@ def test_coco_keeps_polygon_and_rle_objects_and_drops_crowd_and_small_boxes(tmp_
         index_coco(root, "train2017", CocoConfig(categories=["bus"]))
 
 
+def test_coco_image_filter_keeps_every_annotation_of_an_image_with_a_listed_category(tmp_path):
+    root = write_coco(tmp_path / "COCO")
+    path = root / "annotations/instances_train2017.json"
+    annotations = json.loads(path.read_text())
+    annotations["annotations"].append({"id": 6, "image_id": 2, "category_id": 1, "iscrowd": 0, "area": 640.0,
+                                       "bbox": [10, 8, 40, 32], "segmentation": [[10, 8, 50, 8, 30, 40]]})
+    path.write_text(json.dumps(annotations))  # image 2: a car (RLE), then a person (polygon)
+
+    def kept(categories, category_filter):
+        images = index_coco(root, "train2017", CocoConfig(categories=categories, category_filter=category_filter))
+        return {image.name[-1]: len(image.segmentations) for image in images}
+    assert kept(["car"], "annotations") == {"2": 1}
+    assert kept(["car"], "images") == {"2": 2}  # the original COCOv2 list: the person stays too
+    assert kept(["person"], "annotations") == {"1": 1, "2": 1}
+    assert kept(["person"], "images") == {"1": 1, "2": 2}
+    assert kept([], "images") == kept([], "annotations") == {"1": 1, "2": 2}
+
+
 def test_coco_original_file_names_and_image_folders(tmp_path):
     root = write_coco(tmp_path / "COCO", split="train", image_folder="val2014", file_prefix="COCO_val2014_")
     config = CocoConfig(image_folders=["train2014", "val2014"])
@@ -153,6 +187,37 @@ def test_each_warp_moves_image_and_mask_together(step):
     assert not torch.equal(warped_mask, mask)
     drawn, labelled = warped_image[0] > 100, warped_mask[0] > 0
     assert (drawn & labelled).sum() / (drawn | labelled).sum() > 0.95
+
+
+def axis_ratio(mask: torch.Tensor) -> float:
+    """sqrt of the ratio of the principal variances of the foreground pixel coordinates (1 = a disk)."""
+    coordinates = torch.nonzero(mask[0]).double()
+    variances = torch.linalg.eigvalsh(torch.cov(coordinates.T))
+    return float((variances[1] / variances[0]).sqrt())
+
+
+def test_affine_scale_is_drawn_per_axis_unless_isotropic():
+    rows, cols = np.mgrid[:64, :64]
+    disk = torch.from_numpy(((rows - 31.5) ** 2 + (cols - 31.5) ** 2 <= 12 ** 2).astype(np.uint8))[None]
+    image = (disk * 200).repeat(3, 1, 1)
+
+    def ratios(anisotropic):
+        return [axis_ratio(affine_step(image, disk, np.random.default_rng(seed), anisotropic)[1]) for seed in range(8)]
+    assert max(ratios(anisotropic=False)) < 1.05  # one scale: the disk stays a disk
+    anisotropic = ratios(anisotropic=True)
+    assert max(anisotropic) > 1.2 and sum(ratio > 1.05 for ratio in anisotropic) >= 5  # ellipses
+
+
+def test_crop_and_affine_scale_settings_reach_the_datasets(tmp_path, mini_davis):
+    sources = (f"data.train=[{{dataset: coco, root: {write_coco(tmp_path / 'COCO')}, split: train2017}},"
+               f" {{dataset: davis, root: {mini_davis}}}]")
+    crop = ["input.train_resize=resize_short_edge_and_crop", "input.train_size=[48, 48]"]
+    defaults = build_train_dataset(load_config(TINY_CONFIG, [sources] + crop)).sources
+    assert all(isinstance(source.crop, ObjectCrop) and source.crop.bounds == "object" for source in defaults)
+    assert defaults[0].anisotropic
+    changed = build_train_dataset(load_config(TINY_CONFIG, [sources] + crop + [
+        "input.train_crop=uniform", "data.coco.affine_scale=isotropic"])).sources
+    assert all(isinstance(source.crop, v2.RandomCrop) for source in changed) and not changed[0].anisotropic
 
 
 def test_coco_clips_differ_between_epochs_and_repeat_for_the_same_seed_and_epoch(tmp_path):

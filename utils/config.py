@@ -41,6 +41,7 @@ class InputConfig:
     clip_length: int = 8  # frames per clip (T)
     train_resize: str = "resize_short_edge_and_crop"  # unchanged | fixed_size | resize_short_edge | resize_short_edge_and_crop
     train_size: list[int] = field(default_factory=lambda: [480, 854])  # (H, W) target of train_resize, pixels
+    train_crop: str = "object"  # crop of resize_short_edge_and_crop, one per clip: object (the box of the clip's masks stays inside; empty masks: top-left, as the original) | original (the original's bounds, obj_w_min bug included, SPEC 11 defect 17) | uniform (anywhere, blind to the masks)
     test_resize: str = "resize_short_edge"  # unchanged | fixed_size | resize_short_edge
     test_size: list[int] = field(default_factory=lambda: [480])  # (H, W), or (short edge,), pixels
 
@@ -73,8 +74,10 @@ class CocoConfig:
     annotation_file: str = "annotations/instances_{split}.json"  # relative to the root; {split} = the source's split (original: split train -> instances_train.json)
     image_folders: list[str] = field(default_factory=lambda: ["{split}"])  # relative to the root; an image is read from the first folder whose name occurs in its file name, else from the first (original: [train2014, val2014])
     categories: list[str] = field(default_factory=list)  # category names to keep (e.g. [person, car]); [] = all 80
+    category_filter: str = "annotations"  # how categories filter: annotations (drop the others' annotations) | images (original COCOv2 list: keep every annotation of an image that has a listed category)
     min_box_size: float = 30.0  # annotations whose box is narrower or lower than this are dropped, pixels (original: 30)
     warp: str = "before_padding"  # before_padding: pseudo-clip warps of the image only | after_padding: warps of the zero-padded image (original, SPEC 11 defect 18)
+    affine_scale: str = "anisotropic"  # pseudo-clip affine scale: anisotropic (x and y drawn independently in 0.7-1.3, original) | isotropic (one factor for both)
 
 
 @dataclass
@@ -176,6 +179,9 @@ CHOICES = {
     "data.test": ("davis", "youtube_vos", "fbms", "visal", "synthetic"),
     "data.davis.annotations": ("auto", "unsupervised", "semi_supervised"),
     "data.coco.warp": ("before_padding", "after_padding"),
+    "data.coco.category_filter": ("annotations", "images"),
+    "data.coco.affine_scale": ("anisotropic", "isotropic"),
+    "input.train_crop": ("object", "original", "uniform"),
     "train.precision": ("fp32", "bf16", "fp16"),
     "train.loss": ("ce", "bce_fg"),
     "solver.optimizer": ("adam",),
