@@ -106,6 +106,7 @@ class TrainConfig:
     snapshot_every: int = 0  # epochs between epoch_NNN.pth snapshots, NNN = epochs done (0 = none)
     log_every: int = 50  # iterations between log lines (loss of every rank, IoU, lr, time)
     image_every: int = 500  # iterations between tensorboard images of a training clip (0 = never)
+    val_images: int = 3  # validation frames logged to tensorboard as frame | ground truth | prediction (val/<sequence>/<frame>, the same frames every validation; 0 = none)
     max_skipped_steps: int = 100  # fp16: stop after this many consecutive steps skipped for overflowing gradients
 
 
@@ -141,6 +142,7 @@ class InferenceConfig:
     compile: bool = False  # run the network through torch.compile (first windows compile; falls back to eager with a warning when compiling fails)
     prefetch_frames: int = 16  # frames decoded and prepared ahead of the network by a background thread (0 = in the main thread)
     write_queue: int = 16  # predictions queued for the background thread that writes masks and scores (0 = in the main thread)
+    report: bool = True  # --task infer also writes results/<name>/report.html (plots, worst frames) and per_frame.json (per-frame files and scores)
 
 
 @dataclass
