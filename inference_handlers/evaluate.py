@@ -23,6 +23,7 @@ ground-truth frame needs one.
 
 import argparse
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -142,8 +143,8 @@ def report_frames(pred: Path, truth: list[TruthSequence], summary: dict) -> dict
         found = [(path, mask) for path, mask in found if path is not None]
         record = summary["records"][sequence.name]
         table[sequence.name] = {"frames": [path.stem for path, _ in found], "video": None, "image": [None] * len(found),
-                                "truth": [str(mask.resolve()) for _, mask in found],
-                                "prediction": [str(path.resolve()) for path, _ in found],
+                                "truth": [os.path.abspath(mask) for _, mask in found],
+                                "prediction": [os.path.abspath(path) for path, _ in found],
                                 "scored": record["frames"], **{key: record[key] for key in measures}}
     return table
 

@@ -347,9 +347,9 @@ def render_comparison(a: RunData, b: RunData, count: int = WORST_FRAMES) -> str:
     body = "".join(f"<h2>{esc(label)}: {esc(run.folder)}</h2>{header_html(run, f'header-{label}')}"
                    for label, run in (("A", a), ("B", b)))
     note = f'<p class="note">Sequences in one run only (left out): {esc(", ".join(only))}</p>' if only else ""
-    body += (f"<h2>Change B - A</h2>{note}<table id=\"headline\"><tr><th>{esc(score_name)} A</th><th>{esc(score_name)} B</th>"
-             f"<th>B - A</th></tr><tr>{number_cell(a.metrics['score'])}{number_cell(b.metrics['score'])}"
-             f"{number_cell(b.metrics['score'] - a.metrics['score'])}</tr></table>"
+    headline = [number_cell(a.metrics["score"]), number_cell(b.metrics["score"]),
+                number_cell(b.metrics["score"] - a.metrics["score"], change_class(b.metrics["score"] - a.metrics["score"]))]
+    body += (f"<h2>Change B - A</h2>{note}{table([f'{score_name} A', f'{score_name} B', 'B - A'], [headline], 'headline')}"
              f"<p>gained most: {listing([n for n in reversed(order[-5:]) if scores[n][1] > scores[n][0]])}</p>"
              f"<p>lost most: {listing([n for n in order[:5] if scores[n][1] < scores[n][0]])}</p>"
              f"<img id=\"deltas\" src=\"{bars}\" alt=\"per-sequence change\">"
