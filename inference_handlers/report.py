@@ -247,23 +247,24 @@ def figures_html(uris: list[str], captions: list[str]) -> str:
 def scored_sections(run: RunData, worst: int) -> str:
     """Overall scores, per-sequence bars and table, J over time, worst frames."""
     metrics, protocol = run.metrics, run.header["protocol"]
-    overall = table(["measure", "value"], [[f"<td>{esc(k)}</td>", number_cell(v)] for k, v in metrics["metrics"].items()],
-                    "overall")
+    overall = table(["measure", "value"],
+                    [[f"<td>{esc(k)}</td>", number_cell(v)] for k, v in metrics["metrics"].items()], "overall")
     rows = metrics["sequences"]
     order = sorted(rows, key=lambda name: sequence_score(protocol, rows[name]))
     columns = [key for key in next(iter(rows.values())) if key != "frames"]
     bars = bar_chart(order, {m: [rows[name][m] for name in order] for m in BAR_MEASURES[protocol]},
                      f"per sequence, worst {run.header['score_name']} first")
-    sequence_rows = [[f"<td>{esc(name)}</td>", f'<td class="num" data-value="{rows[name]["frames"]}">{rows[name]["frames"]}</td>',
-                      *(number_cell(rows[name][c], "low" if c == "J_mean" and rows[name][c] < LOW_J else "") for c in columns)]
-                     for name in order]
+    sequence_rows = [[f"<td>{esc(name)}</td>", f'<td class="num">{rows[name]["frames"]}</td>',
+                      *(number_cell(rows[name][c], "low" if c == "J_mean" and rows[name][c] < LOW_J else "")
+                        for c in columns)] for name in order]
     series = {name: ([run.sequences[name]["frames"].index(f) for f in run.sequences[name]["scored"]],
                      run.sequences[name]["J"]) for name in order}
     picks = worst_frames(run, worst)
     captions = [f"{esc(s)} / {esc(f)}: J {j:.3f}" for s, f, j in picks]
-    return (f"<h2>Overall</h2>{overall}<h2>Per sequence</h2><img id=\"bars\" src=\"{bars}\" alt=\"per-sequence bars\">"
+    return (f'<h2>Overall</h2>{overall}<h2>Per sequence</h2><img id="bars" src="{bars}" alt="per-sequence bars">'
             f"{table(['sequence', 'frames', *columns], sequence_rows, 'sequences')}"
-            f"<h2>J over time</h2><p>frames with J &lt; {LOW_J} in red</p><img id=\"j-over-time\" src=\"{time_plots(series)}\" alt=\"J over time\">"
+            f"<h2>J over time</h2><p>frames with J &lt; {LOW_J} in red</p>"
+            f'<img id="j-over-time" src="{time_plots(series)}" alt="J over time">'
             f"<h2>Worst {len(picks)} frames</h2><p>frame | ground truth | prediction</p>"
             f"{figures_html(thumbnails([run], [(s, f) for s, f, _ in picks], True), captions)}")
 
