@@ -395,7 +395,7 @@ def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
     if cfg.train.batch_size < 1 or cfg.train.epochs < 0:
         raise UserError("train.batch_size must be >= 1 and train.epochs >= 0")
     for key in ("train.validate_every", "train.checkpoint_every", "train.snapshot_every", "train.image_every",
-                "solver.warmup_iterations"):
+                "train.val_images", "solver.warmup_iterations"):
         if _get(cfg, key) < 0:
             raise UserError(f"{key} must be >= 0, got {_get(cfg, key)}")
     if cfg.train.log_every < 1 or cfg.train.max_skipped_steps < 1:
