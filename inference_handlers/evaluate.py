@@ -23,6 +23,7 @@ ground-truth frame needs one.
 
 import argparse
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -132,6 +133,22 @@ def evaluate(pred: Path, truth: list[TruthSequence], protocol: str, frames: str,
     return summarise(records, protocol, frames, [s.source for s in truth])
 
 
+def report_frames(pred: Path, truth: list[TruthSequence], summary: dict) -> dict:
+    """per_frame.json's "sequences" (report.py): the ground-truth frames that have a prediction,
+    their files (no frame images: the evaluator reads none) and the scores kept in the records."""
+    measures = PROTOCOLS[summary["protocol"]].frame_measures
+    table = {}
+    for sequence in truth:
+        found = [(find_prediction(pred / sequence.name, names), mask) for names, mask in sequence.frames]
+        found = [(path, mask) for path, mask in found if path is not None]
+        record = summary["records"][sequence.name]
+        table[sequence.name] = {"frames": [path.stem for path, _ in found], "video": None, "image": [None] * len(found),
+                                "truth": [os.path.abspath(mask) for _, mask in found],
+                                "prediction": [os.path.abspath(path) for path, _ in found],
+                                "scored": record["frames"], **{key: record[key] for key in measures}}
+    return table
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pred", required=True, help="folder of prediction folders, one per sequence")
@@ -142,6 +159,8 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", help="read --gt as this dataset's root (davis, fbms, visal, ...)")
     parser.add_argument("--split", default="2016/val.txt", help="with --dataset: its split (DAVIS list, FBMS Testset)")
     parser.add_argument("--out", help="also write metrics.json and metrics.csv into this folder")
+    parser.add_argument("--report", action="store_true",
+                        help="also write report.html and per_frame.json (with the metrics) into --out, else into --pred")
     return parser.parse_args(argv)
 
 
@@ -159,9 +178,16 @@ def main(argv=None) -> int:
             raise UserError(f"--gt: no annotated frames found in {gt}")
         summary = evaluate(pred, truth, protocol, args.frames)
         logger.info("%s", format_table(summary))
-        if args.out:
-            write_json(Path(args.out) / "metrics.json", without_records(summary))
-            write_csv(Path(args.out) / "metrics.csv", sequence_csv_rows(summary))
+        out = args.out or (args.pred if args.report else None)
+        if out:
+            write_json(Path(out) / "metrics.json", without_records(summary))
+            write_csv(Path(out) / "metrics.csv", sequence_csv_rows(summary))
+        if args.report:
+            from inference_handlers.report import write_report
+            from tasks.setup import environment_versions
+            header = {"source": "python -m inference_handlers.evaluate", "predictions": str(pred.resolve()),
+                      "versions": environment_versions()}
+            logger.info("report written to %s", write_report(Path(out), header, report_frames(pred, truth, summary), summary))
     except UserError as error:
         return report(error)
     return 0

@@ -57,7 +57,22 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     summary.update(config=cfg.name, checkpoint=str(weights_path))
     if is_main_process():
         report(summary, len(sequences), results_dir)
+        if results_dir is not None and cfg.inference.report:
+            write_run_report(cfg, weights_path, sequences, results_dir, summary)
     return summary
+
+
+def write_run_report(cfg, weights_path: str, sequences, results_dir: Path, summary: dict) -> None:
+    """results/<name>/report.html and per_frame.json (inference_handlers/report.py)."""
+    import time
+    start = time.perf_counter()
+    from inference_handlers.report import inference_frames, write_report
+    from tasks.setup import environment_versions
+    config_file = results_dir / "config.yaml"
+    header = {"source": "--task infer", "checkpoint": str(weights_path), "config": cfg.name, "versions": environment_versions(),
+              "config_text": config_file.read_text() if config_file.is_file() else ""}
+    path = write_report(results_dir, header, inference_frames(sequences, results_dir, cfg.inference.mask_names, summary), summary)
+    logger.info("report written in %.1f s: %s", time.perf_counter() - start, path)
 
 
 def report(summary: dict, num_sequences: int, results_dir: Path | None) -> None:

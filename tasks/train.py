@@ -213,7 +213,17 @@ def validate(engine, sequences, cfg, writer, epoch: int) -> dict:
     if writer is not None:
         for key, value in summary["metrics"].items():
             writer.add_scalar(f"val/{key}", value, epoch)
+        log_validation_pictures(writer, engine, sequences, summary, cfg.train.val_images, epoch)
     return summary
+
+
+def log_validation_pictures(writer, engine, sequences, summary: dict, count: int, epoch: int) -> None:
+    """Tensorboard: the per-sequence scores as a text table, and `count` fixed frames as frame |
+    ground truth | prediction images (inference_handlers/report.py)."""
+    from inference_handlers.report import markdown_table, validation_images
+    writer.add_text("val/sequences", markdown_table(summary), epoch)
+    for tag, image in validation_images(engine, sequences, count):
+        writer.add_image(tag, image, epoch, dataformats="HWC")
 
 
 def save_training_state(training: Training, cfg, progress: Progress, copies=()) -> None:

@@ -129,7 +129,14 @@ def test_a_run_writes_curves_clip_images_snapshots_and_best_then_wts_last_pth_re
     run_dir = tmp_path / "saved_models/tiny"
     tags = tensorboard_tags(run_dir)
     assert {"train/loss", "train/iou", "train/lr", "val/J&F", "val/J_mean"} <= set(tags["scalars"])
-    assert tags["images"] == ["train/clip"]
+    fixed = ["val/bear/00004", "val/cows/00004"]  # the middle annotated frame of each test sequence
+    assert sorted(tags["images"]) == ["train/clip", *fixed]
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    for tag in fixed:  # every validation (epochs 1 and 2) logs the same frames: frame | ground truth | prediction
+        assert [(image.step, image.width, image.height) for image in events.Images(tag)] == [(1, 3 * 64 + 6, 32), (2, 3 * 64 + 6, 32)]
+    table = events.Tensors("val/sequences/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert table.startswith("| sequence | frames | J_mean") and "| bear | 8 |" in table and "| cows | 8 |" in table
     assert (run_dir / "epoch_001.pth").is_file() and (run_dir / "epoch_002.pth").is_file()
     assert torch.load(run_dir / "epoch_001.pth", weights_only=True)["iteration"] == 2
     best = torch.load(run_dir / "best.pth", weights_only=True)

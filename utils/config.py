@@ -109,6 +109,7 @@ class TrainConfig:
     snapshot_every: int = 0  # epochs between epoch_NNN.pth snapshots, NNN = epochs done (0 = none)
     log_every: int = 50  # iterations between log lines (loss of every rank, IoU, lr, time)
     image_every: int = 500  # iterations between tensorboard images of a training clip (0 = never)
+    val_images: int = 3  # validation frames logged to tensorboard as frame | ground truth | prediction (val/<sequence>/<frame>, the same frames every validation; 0 = none)
     max_skipped_steps: int = 100  # fp16: stop after this many consecutive steps skipped for overflowing gradients
 
 
@@ -144,6 +145,7 @@ class InferenceConfig:
     compile: bool = False  # run the network through torch.compile (first windows compile; falls back to eager with a warning when compiling fails)
     prefetch_frames: int = 16  # frames decoded and prepared ahead of the network by a background thread (0 = in the main thread)
     write_queue: int = 16  # predictions queued for the background thread that writes masks and scores (0 = in the main thread)
+    report: bool = True  # --task infer also writes results/<name>/report.html (plots, worst frames) and per_frame.json (per-frame files and scores)
 
 
 @dataclass
@@ -399,7 +401,7 @@ def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
     if cfg.train.batch_size < 1 or cfg.train.epochs < 0:
         raise UserError("train.batch_size must be >= 1 and train.epochs >= 0")
     for key in ("train.validate_every", "train.checkpoint_every", "train.snapshot_every", "train.image_every",
-                "solver.warmup_iterations"):
+                "train.val_images", "solver.warmup_iterations"):
         if _get(cfg, key) < 0:
             raise UserError(f"{key} must be >= 0, got {_get(cfg, key)}")
     if cfg.train.log_every < 1 or cfg.train.max_skipped_steps < 1:

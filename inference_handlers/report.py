@@ -1,0 +1,423 @@
+"""Evaluation reports: one self-contained HTML page per run, one page comparing two runs, and the
+validation pictures of training.
+
+    results/<name>/report.html     `--task infer` (unless inference.report=false), and
+                                   `python -m inference_handlers.evaluate ... --report`
+    results/<name>/per_frame.json  the report's data, written with it: per sequence every frame's
+                                   mask name and files (prediction, frame image or video, ground
+                                   truth) and the scored frames' values (J, F; saliency J, MAE, S)
+    python -m inference_handlers.report --runs results/a results/b [--out DIR]
+                                   DIR/comparison.html (default DIR: results/compare_a_vs_b)
+
+A report shows the header (protocol, frame set, ground truth read, headline score, checkpoint,
+config, versions), per-sequence bars sorted worst first and the per-sequence table, J over time
+per sequence (frames below 0.5 marked), and the worst frames as thumbnails (frame, ground truth,
+prediction); a run without scores (`--input`) shows its masks at regular intervals instead.
+Every picture is embedded (base64), so a page opens offline and can be mailed; every file is
+written atomically. Numbers carry their exact value in `data-value` (the tests compare them with
+metrics.json).
+"""
+
+import argparse
+import contextlib
+import html
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from datasets.io import DataFileError, read_mask, read_rgb
+from datasets.video import VideoFrames
+from inference_handlers.evaluate import read_prediction
+from inference_handlers.protocols import PROTOCOLS
+from inference_handlers.report_figures import LOW_J, bar_chart, image_uri, thumbnail, time_plots
+from inference_handlers.writers import write_json
+from utils.errors import UserError, report
+from utils.files import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+REPORT_NAME, PER_FRAME_NAME, METRICS_NAME = "report.html", "per_frame.json", "metrics.json"
+WORST_FRAMES = 12       # thumbnails of the lowest-J frames (comparison: the most changed frames)
+MASK_THUMBNAILS = 12    # thumbnails of a run without scores, spread over its frames
+BAR_MEASURES = {"davis2016": ("J_mean", "F_mean"), "fbms": ("J_mean", "F_mean"), "saliency": ("MAE", "maxF", "S")}
+
+
+def sequence_score(protocol: str, row: dict) -> float:
+    """A sequence's headline: J&F = (J_mean + F_mean) / 2 (davis2016), J_mean (fbms), maxF (saliency)."""
+    if protocol == "saliency":
+        return row["maxF"]
+    return (row["J_mean"] + row["F_mean"]) / 2 if protocol == "davis2016" else row["J_mean"]
+
+
+def _path(path) -> str | None:
+    return None if path is None else os.path.abspath(path)
+
+
+def inference_frames(sequences, results_dir: Path, mask_names: str, summary: dict) -> dict:
+    """per_frame.json's "sequences" for `--task infer`: every frame's files and the scores kept in
+    the summary's records."""
+    measures = PROTOCOLS[summary["protocol"]].frame_measures
+    table = {}
+    for sequence in sequences:
+        count = sequence.num_frames
+        names = [sequence.output_name(i, mask_names) for i in range(count)]
+        video = getattr(sequence, "video_path", None)
+        record = summary["records"].get(sequence.name, {"frames": []})
+        table[sequence.name] = {
+            "frames": names, "video": _path(video),
+            "image": [None] * count if video else [_path(p) for p in sequence.frame_paths],
+            "truth": [_path(sequence.mask_paths.get(i)) for i in range(count)],
+            "prediction": [_path(results_dir / sequence.name / f"{name}.png") for name in names],
+            "scored": record["frames"], **{key: record[key] for key in measures if key in record}}
+    return table
+
+
+@dataclass
+class RunData:
+    folder: Path
+    header: dict         # protocol, frames, ground_truth, score_name, checkpoint, config, versions, ...
+    sequences: dict      # per_frame.json "sequences"
+    metrics: dict | None  # metrics.json (the summary without records); None when nothing was scored
+
+
+def load_run(folder) -> RunData:
+    """A run folder's per_frame.json and metrics.json (UserError when per_frame.json is missing)."""
+    folder = Path(folder)
+    try:
+        data = json.loads((folder / PER_FRAME_NAME).read_text())
+        metrics_path = folder / METRICS_NAME
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    except (OSError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read the report data of {folder}: {error} (run --task infer, or the "
+                        f"evaluator with --report, into it first)") from error
+    return RunData(folder, data["header"], data["sequences"], metrics)
+
+
+def write_report(folder: Path, header: dict, sequences: dict, summary: dict) -> Path:
+    """Write per_frame.json and report.html into `folder`; returns the report's path."""
+    metrics = {key: value for key, value in summary.items() if key != "records"}
+    header = {**header, **{key: summary[key] for key in ("protocol", "frames", "ground_truth", "score_name")}}
+    write_json(folder / PER_FRAME_NAME, {"header": header, "sequences": sequences})
+    run = RunData(folder, header, sequences, metrics if summary["score"] is not None else None)
+    atomic_write_text(folder / REPORT_NAME, render_report(run))
+    return folder / REPORT_NAME
+
+
+# ---- pictures of frames ----
+
+class FrameSource:
+    """Reads the frame images of one sequence entry of per_frame.json (a video decodes forward,
+    so ask for positions in increasing order)."""
+
+    def __init__(self, entry: dict):
+        self.entry = entry
+        self.video = VideoFrames(Path(entry["video"])) if entry.get("video") else None
+
+    def frame(self, position: int) -> np.ndarray | None:
+        try:
+            if self.video is not None:
+                return self.video[position]
+            path = self.entry["image"][position]
+            return None if path is None else read_rgb(path)
+        except (DataFileError, IndexError, OSError) as error:
+            logger.warning("report: frame %d of %s not shown: %s", position, self.entry["frames"][position], error)
+            return None
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.close()
+
+
+def _truth(entry: dict, position: int) -> np.ndarray | None:
+    path = entry["truth"][position]
+    return None if path is None else read_mask(path) != 0
+
+
+def thumbnails(runs: list[RunData], picks: list[tuple[str, str]], with_truth: bool) -> list[str]:
+    """Data URIs of (sequence, frame name) picks: the frame, its ground truth (with_truth), then
+    each run's prediction."""
+    uris = {}
+    by_sequence = {}
+    for sequence, name in picks:
+        by_sequence.setdefault(sequence, []).append(name)
+    for sequence, names in by_sequence.items():
+        entries = [run.sequences[sequence] for run in runs]
+        source = FrameSource(entries[0])
+        try:
+            for name in sorted(names, key=entries[0]["frames"].index):
+                position = entries[0]["frames"].index(name)
+                masks = [_truth(entries[0], position)] if with_truth else []
+                masks += [read_prediction(Path(entry["prediction"][entry["frames"].index(name)]))[0] for entry in entries]
+                uris[sequence, name] = image_uri(thumbnail(source.frame(position), masks))
+        finally:
+            source.close()
+    return [uris[pick] for pick in picks]
+
+
+# ---- HTML ----
+
+STYLE = """body{font-family:sans-serif;margin:1.5em;max-width:1400px;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}
+th{background:#eee;cursor:pointer}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.low{background:#fbe3e3}.gain{color:#1a7f37}.loss{color:#c0392b}.note{background:#fff6d5;padding:.5em}
+div.grid{display:flex;flex-wrap:wrap}figure{margin:4px;font-size:12px}figure img{display:block}img{max-width:100%}
+pre{background:#f6f6f6;padding:.5em;font-size:12px;overflow:auto}"""
+
+SCRIPT = """document.querySelectorAll("table.sortable th").forEach(function(th, column){
+  th.addEventListener("click", function(){
+    var body = th.closest("table").tBodies[0], rows = Array.from(body.rows);
+    var up = th.dataset.order !== "up"; th.dataset.order = up ? "up" : "down";
+    rows.sort(function(a, b){
+      var x = a.cells[column].dataset.value || a.cells[column].textContent;
+      var y = b.cells[column].dataset.value || b.cells[column].textContent;
+      var d = isNaN(x) || isNaN(y) ? x.localeCompare(y) : x - y; return up ? d : -d;});
+    rows.forEach(function(row){ body.appendChild(row); });});});"""
+
+
+def esc(value) -> str:
+    return html.escape(str(value))
+
+
+def number_cell(value: float, css: str = "") -> str:
+    """A table cell with 4 decimals shown and the exact value in data-value."""
+    return f'<td class="num {css}" data-value="{value!r}">{value:.4f}</td>'
+
+
+def table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{''.join(row)}</tr>" for row in rows)
+    return f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+            f"<style>{STYLE}</style></head><body><h1>{esc(title)}</h1>{body}<script>{SCRIPT}</script></body></html>\n")
+
+
+def header_rows(run: RunData) -> list[list[str]]:
+    header, metrics = run.header, run.metrics
+    score = (f'<td id="score" data-value="{metrics["score"]!r}">{esc(header["score_name"])} {metrics["score"]:.4f}</td>'
+             if metrics else "<td>not scored: no annotated frame</td>")
+    fields = [("protocol", header["protocol"]), ("frame set", header["frames"]),
+              ("ground truth read", ", ".join(header["ground_truth"]) or "none")]
+    fields += [(key, header[key]) for key in ("source", "checkpoint", "config", "predictions", "versions") if header.get(key)]
+    rows = [[f"<th>{esc(key)}</th>", f"<td>{esc(value)}</td>"] for key, value in fields]
+    count = (f"{metrics['num_sequences']} sequences, {metrics['num_frames']} scored frames" if metrics
+             else f"{len(run.sequences)} sequences, {sum(len(e['frames']) for e in run.sequences.values())} frames")
+    return rows[:3] + [["<th>headline</th>", score], ["<th>size</th>", f"<td>{esc(count)}</td>"]] + rows[3:]
+
+
+def header_html(run: RunData, table_id: str) -> str:
+    rows = "".join(f"<tr>{''.join(row)}</tr>" for row in header_rows(run))
+    config = run.header.get("config_text")
+    details = f"<details><summary>resolved config</summary><pre>{esc(config)}</pre></details>" if config else ""
+    return f'<table id="{table_id}">{rows}</table>{details}'
+
+
+def worst_frames(run: RunData, count: int) -> list[tuple[str, str, float]]:
+    """(sequence, frame, J) of the `count` scored frames with the lowest J."""
+    frames = [(sequence, name, value) for sequence, entry in run.sequences.items()
+              for name, value in zip(entry["scored"], entry.get("J", []))]
+    return sorted(frames, key=lambda item: item[2])[:count]
+
+
+def spread_frames(run: RunData, count: int) -> list[tuple[str, str]]:
+    """About `count` frames at regular intervals, at least one per sequence."""
+    per_sequence = max(1, count // max(1, len(run.sequences)))
+    picks = []
+    for sequence, entry in run.sequences.items():
+        total = len(entry["frames"])
+        positions = sorted(set(np.linspace(0, total - 1, min(per_sequence, total)).round().astype(int).tolist()))
+        picks += [(sequence, entry["frames"][p]) for p in positions]
+    return picks
+
+
+def figures_html(uris: list[str], captions: list[str]) -> str:
+    figures = "".join(f'<figure><img src="{uri}" alt="thumbnail"><figcaption>{caption}</figcaption></figure>'
+                      for uri, caption in zip(uris, captions))
+    return f'<div class="grid">{figures}</div>'
+
+
+
+def scored_sections(run: RunData, worst: int) -> str:
+    """Overall scores, per-sequence bars and table, J over time, worst frames."""
+    metrics, protocol = run.metrics, run.header["protocol"]
+    overall = table(["measure", "value"],
+                    [[f"<td>{esc(k)}</td>", number_cell(v)] for k, v in metrics["metrics"].items()], "overall")
+    rows = metrics["sequences"]
+    order = sorted(rows, key=lambda name: sequence_score(protocol, rows[name]))
+    columns = [key for key in next(iter(rows.values())) if key != "frames"]
+    bars = bar_chart(order, {m: [rows[name][m] for name in order] for m in BAR_MEASURES[protocol]},
+                     f"per sequence, worst {run.header['score_name']} first")
+    sequence_rows = [[f"<td>{esc(name)}</td>", f'<td class="num">{rows[name]["frames"]}</td>',
+                      *(number_cell(rows[name][c], "low" if c == "J_mean" and rows[name][c] < LOW_J else "")
+                        for c in columns)] for name in order]
+    series = {name: ([run.sequences[name]["frames"].index(f) for f in run.sequences[name]["scored"]],
+                     run.sequences[name]["J"]) for name in order}
+    picks = worst_frames(run, worst)
+    captions = [f"{esc(s)} / {esc(f)}: J {j:.3f}" for s, f, j in picks]
+    return (f'<h2>Overall</h2>{overall}<h2>Per sequence</h2><img id="bars" src="{bars}" alt="per-sequence bars">'
+            f"{table(['sequence', 'frames', *columns], sequence_rows, 'sequences')}"
+            f"<h2>J over time</h2><p>frames with J &lt; {LOW_J} in red</p>"
+            f'<img id="j-over-time" src="{time_plots(series)}" alt="J over time">'
+            f"<h2>Worst {len(picks)} frames</h2><p>frame | ground truth | prediction</p>"
+            f"{figures_html(thumbnails([run], [(s, f) for s, f, _ in picks], True), captions)}")
+
+
+def render_report(run: RunData, worst: int = WORST_FRAMES) -> str:
+    """The HTML of one run's report."""
+    body = header_html(run, "header")
+    if run.metrics is not None:
+        body += scored_sections(run, worst)
+    else:
+        picks = spread_frames(run, MASK_THUMBNAILS)
+        body += ('<p class="note">No annotated frame was scored (no ground truth): the masks are shown at '
+                 f"regular intervals.</p><h2>Masks</h2><p>frame | prediction</p>"
+                 f"{figures_html(thumbnails([run], picks, False), [f'{esc(s)} / {esc(f)}' for s, f in picks])}")
+    return page(f"Evaluation report: {run.folder.name}", body)
+
+
+# ---- comparison ----
+
+def scored_truth(run: RunData) -> dict:
+    """{(sequence, frame): ground-truth file} of the scored frames."""
+    return {(sequence, name): entry["truth"][entry["frames"].index(name)]
+            for sequence, entry in run.sequences.items() for name in entry["scored"]}
+
+
+def check_comparable(a: RunData, b: RunData) -> None:
+    """Two runs are compared only with the same protocol and frame set, scored against the same
+    ground-truth files."""
+    for run in (a, b):
+        if run.metrics is None:
+            raise UserError(f"cannot compare: {run.folder} has no scores (no ground truth was read)")
+    for key in ("protocol", "frames"):
+        if a.header[key] != b.header[key]:
+            raise UserError(f"cannot compare {a.folder} and {b.folder}: different {key.replace('frames', 'frame set')} "
+                            f"({a.header[key]} vs {b.header[key]})")
+    truth_a, truth_b = scored_truth(a), scored_truth(b)
+    common = truth_a.keys() & truth_b.keys()
+    if not common:
+        raise UserError(f"cannot compare {a.folder} and {b.folder}: no scored frame in common")
+    differing = sorted(key for key in common if truth_a[key] != truth_b[key])
+    if differing:
+        sequence, name = differing[0]
+        raise UserError(f"cannot compare {a.folder} and {b.folder}: different ground truth ({len(differing)} frames, "
+                        f"e.g. {sequence}/{name}: {truth_a[sequence, name]} vs {truth_b[sequence, name]})")
+
+
+def changed_frames(a: RunData, b: RunData, sequences: list[str], count: int) -> list[tuple[str, str, float, float]]:
+    """(sequence, frame, J of a, J of b) of the `count` frames whose J changed most."""
+    frames = []
+    for sequence in sequences:
+        values_b = dict(zip(b.sequences[sequence]["scored"], b.sequences[sequence]["J"]))
+        frames += [(sequence, name, j, values_b[name]) for name, j in
+                   zip(a.sequences[sequence]["scored"], a.sequences[sequence]["J"]) if name in values_b]
+    return sorted(frames, key=lambda item: -abs(item[3] - item[2]))[:count]
+
+
+def change_class(delta: float) -> str:
+    return "gain" if delta > 0 else "loss" if delta < 0 else ""
+
+
+def render_comparison(a: RunData, b: RunData, count: int = WORST_FRAMES) -> str:
+    check_comparable(a, b)
+    protocol, score_name = a.header["protocol"], a.header["score_name"]
+    rows_a, rows_b = a.metrics["sequences"], b.metrics["sequences"]
+    common = [name for name in rows_a if name in rows_b]
+    only = sorted(set(rows_a) ^ set(rows_b))
+    scores = {name: (sequence_score(protocol, rows_a[name]), sequence_score(protocol, rows_b[name])) for name in common}
+    order = sorted(common, key=lambda name: scores[name][1] - scores[name][0])
+    delta_rows = [[f"<td>{esc(name)}</td>", number_cell(scores[name][0]), number_cell(scores[name][1]),
+                   number_cell(scores[name][1] - scores[name][0], change_class(scores[name][1] - scores[name][0]))]
+                  for name in order]
+    names = (a.folder.name, b.folder.name)
+    bars = bar_chart(order, {f"{score_name} {names[1]} - {names[0]}": [scores[n][1] - scores[n][0] for n in order]},
+                     f"per-sequence change of {score_name}, most lost first")
+
+    def listing(items):
+        return ", ".join(f"{esc(n)} ({scores[n][1] - scores[n][0]:+.4f})" for n in items) or "none"
+
+    picks = changed_frames(a, b, common, count)
+    captions = [f"{esc(s)} / {esc(f)}: J {ja:.3f} &rarr; {jb:.3f}" for s, f, ja, jb in picks]
+    body = "".join(f"<h2>{esc(label)}: {esc(run.folder)}</h2>{header_html(run, f'header-{label}')}"
+                   for label, run in (("A", a), ("B", b)))
+    note = f'<p class="note">Sequences in one run only (left out): {esc(", ".join(only))}</p>' if only else ""
+    headline = [number_cell(a.metrics["score"]), number_cell(b.metrics["score"]),
+                number_cell(b.metrics["score"] - a.metrics["score"], change_class(b.metrics["score"] - a.metrics["score"]))]
+    body += (f"<h2>Change B - A</h2>{note}{table([f'{score_name} A', f'{score_name} B', 'B - A'], [headline], 'headline')}"
+             f"<p>gained most: {listing([n for n in reversed(order[-5:]) if scores[n][1] > scores[n][0]])}</p>"
+             f"<p>lost most: {listing([n for n in order[:5] if scores[n][1] < scores[n][0]])}</p>"
+             f"<img id=\"deltas\" src=\"{bars}\" alt=\"per-sequence change\">"
+             f"{table(['sequence', f'{score_name} A', f'{score_name} B', 'B - A'], delta_rows, 'deltas-table')}"
+             f"<h2>The {len(picks)} most changed frames</h2><p>frame | ground truth | A ({esc(names[0])}) | B ({esc(names[1])})</p>"
+             f"{figures_html(thumbnails([a, b], [(s, f) for s, f, _, _ in picks], True), captions)}")
+    return page(f"Comparison: {names[0]} vs {names[1]}", body)
+
+
+# ---- training: validation pictures ----
+
+def validation_frames(sequences, count: int) -> list[tuple[object, int]]:
+    """(sequence, frame index) of `count` fixed frames: the middle annotated frame of the first
+    `count` sequences that have annotations (the same every validation)."""
+    annotated = [s for s in sequences if s.mask_paths][:count]
+    return [(s, s.annotated_indices[len(s.annotated_indices) // 2]) for s in annotated]
+
+
+def validation_images(engine, sequences, count: int) -> list[tuple[str, np.ndarray]]:
+    """(tag, uint8 (H, W, 3) frame | ground truth | prediction) of the fixed validation frames;
+    each frame is predicted from the clip_length frames around it (a shorter sequence than the
+    validation's, so its mask can differ slightly from the validation's own)."""
+    images = []
+    for sequence, index in validation_frames(sequences, count):
+        length = engine.clip_length
+        start = max(0, min(index - length // 2, sequence.num_frames - length))
+        window = replace(sequence, frame_paths=sequence.frame_paths[start:start + length], frame_numbers=None,
+                         mask_paths={index - start: sequence.mask_paths[index]})
+        with contextlib.closing(engine.predict(window)) as predictions:
+            labels = next(p.labels() for p in predictions if p.index == index - start)
+        frame = read_rgb(sequence.frame_paths[index])
+        images.append((f"val/{sequence.name}/{sequence.frame_name(index)}",
+                       thumbnail(frame, [sequence.read_mask(index, frame.shape[:2]), labels], height=frame.shape[0])))
+    return images
+
+
+def markdown_table(summary: dict) -> str:
+    """The per-sequence scores as a markdown table (tensorboard's text tab)."""
+    rows = summary["sequences"]
+    if not rows:
+        return "no annotated frames"
+    columns = list(next(iter(rows.values())))
+    lines = ["| sequence | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns)
+              + " |" for name, row in rows.items()]
+    return "\n".join(lines)
+
+
+# ---- command line ----
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Compare two runs: per-sequence changes of the headline "
+                                                 "measure and the most changed frames, as one HTML page.")
+    parser.add_argument("--runs", nargs=2, required=True, metavar="DIR",
+                        help="two results folders (results/<name>) with report data (per_frame.json, metrics.json)")
+    parser.add_argument("--out", help="folder of comparison.html (default: results/compare_<a>_vs_<b>)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        a, b = (load_run(folder) for folder in args.runs)
+        out = Path(args.out or Path("results") / f"compare_{a.folder.name}_vs_{b.folder.name}")
+        atomic_write_text(out / "comparison.html", render_comparison(a, b))
+        logger.info("comparison written to %s", out / "comparison.html")
+    except UserError as error:
+        return report(error)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
