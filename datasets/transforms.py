@@ -8,8 +8,6 @@ clip at once, so every frame of a clip gets the same crop (the original drew one
 import numpy as np
 import torch
 from PIL import Image
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 PAD_MULTIPLE = 32
 
@@ -68,6 +66,7 @@ def build_train_transform(mode: str, size):
     """
     if mode != "resize_short_edge_and_crop":
         return None
+    from torchvision.transforms import v2  # torchvision costs seconds to import; inference does not use it
     return v2.RandomCrop((size[0], size[1]), pad_if_needed=True)
 
 
@@ -75,6 +74,7 @@ def prepare_training_clip(images: list[np.ndarray], masks: list[np.ndarray], mod
                           crop) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames uint8 (H, W, 3) and masks uint8 (H, W) -> images float (3, T, H', W') in [0, 1]
     and masks uint8 (1, T, H', W'), resized, cropped and padded to a multiple of 32."""
+    from torchvision import tv_tensors
     shape = resized_shape(*images[0].shape[:2], mode, size)
     video = np.stack([resize_image(image, shape) for image in images])     # (T, H, W, 3)
     labels = np.stack([resize_labels(mask, shape) for mask in masks])      # (T, H, W)

@@ -15,7 +15,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.video.resnet import Conv2Plus1D
 
 
 def conv3x3x3(in_channels: int, out_channels: int) -> nn.Conv3d:
@@ -195,6 +194,7 @@ class Refine2plus1d(Refine3d):
 
     @staticmethod
     def make_conv(in_channels: int, out_channels: int, first: bool) -> nn.Module:
+        from torchvision.models.video.resnet import Conv2Plus1D  # torchvision's model zoo: imported only here
         return Conv2Plus1D(in_channels, out_channels, 2 * out_channels + 32)
 
 
