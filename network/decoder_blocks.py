@@ -149,7 +149,7 @@ class ASPP(nn.Module):
         self.conv = nn.Conv3d(inter * 5, out_channels, kernel_size=1, bias=False)
         self.gn = nn.GroupNorm(32, out_channels)
         for conv in self.modules():
-            if isinstance(conv, nn.Conv3d):
+            if isinstance(conv, nn.Conv3d) and not conv.weight.is_meta:  # meta: nothing to draw
                 n = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels
                 nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / n))
 
