@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets import build_train_dataset, index_sequences
@@ -60,7 +59,7 @@ class Training:
     device: torch.device
     precision: str
     clip_grad_norm: float        # 0 = no clipping
-    writer: SummaryWriter | None  # rank 0 only
+    writer: object  # torch.utils.tensorboard.SummaryWriter on rank 0, else None
     model_dir: Path              # saved_models/<name>
     iterations_per_epoch: int    # optimiser steps in a whole epoch
 
@@ -283,6 +282,7 @@ def check_replicas(network: torch.nn.Module) -> None:
 def prepare(cfg, run, weights_path):
     """Everything train() loops over: (training, loader, sampler, dataset, engine, test sequences,
     progress)."""
+    from torch.utils.tensorboard import SummaryWriter  # half a second to import: only where it is used
     check_precision(run.device, cfg.train.precision)
     resume_from = resume_path(cfg, run.model_dir, weights_path)
     network = build_network(cfg, run.device, None if resume_from else weights_path)
