@@ -45,11 +45,3 @@ class SaliencyNetwork(nn.Module):
         r5, r4, r3, r2 = self.encoder(clip)
         return self.decoders[0](r5, r4, r3, r2)  # (N, K, T, H, W)
 
-
-
-def meta_tensors(module: nn.Module) -> list[str]:
-    """Names of the parameters and buffers that are still on the meta device: a network is built
-    there (`with torch.device("meta")`, no memory, no random initialisation) when a checkpoint is
-    about to give every tensor, and must have none left afterwards."""
-    tensors = list(module.named_parameters()) + list(module.named_buffers())
-    return [name for name, tensor in tensors if tensor.is_meta]

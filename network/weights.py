@@ -39,7 +39,6 @@ from network import build_model
 from network.backbone_formats import (
     BACKBONE_FORMATS, BLOCK_BACKBONES, BLOCK_TITLES, BackboneSource, detect_backbone_format,
     map_backbone, source_block, source_depths)
-from network.model import meta_tensors
 from network.variants import describe_shape, listing, model_dimensions, variant_mismatches
 from utils.checkpoint import CHECKPOINT_FORMAT, read_weight_file
 from utils.errors import UserError
@@ -84,6 +83,13 @@ class ModelCheckpoint:
     multi_gpu: bool  # the keys carried the `module.` prefix of multi-GPU training
     model_config: dict | None = None  # ours: the model section of the config it was trained with
     training: dict | None = None  # ours, written by training: what a resume needs (tasks/resume.py)
+
+
+def meta_tensors(module: torch.nn.Module) -> list[str]:
+    """Names of the parameters and buffers still on the meta device, where `load_model` builds the
+    network (no memory, no random initialisation) and which loading must leave empty."""
+    tensors = list(module.named_parameters()) + list(module.named_buffers())
+    return [name for name, tensor in tensors if tensor.is_meta]
 
 
 def strip_prefixes(state: dict) -> dict:

@@ -18,8 +18,8 @@ from network.csn import CSN152_DEPTHS
 from network import build_model, build_network
 from network.convert_weights import export_original, save_original_checkpoint
 from network.variants import infer_model_shape
-from network.model import meta_tensors
-from network.weights import load_backbone_weights, load_model, load_model_weights, load_weights, strip_prefixes
+from network.weights import (load_backbone_weights, load_model, load_model_weights, load_weights, meta_tensors,
+                             strip_prefixes)
 from tasks.train import build_network as build_training_network
 from utils.checkpoint import save_checkpoint
 from utils.config import ModelConfig
