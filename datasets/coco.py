@@ -27,7 +27,6 @@ from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
 from datasets.io import DataFileError, image_size, read_rgb
-from datasets.pseudo_clips import pseudo_clip
 from datasets.transforms import (build_train_transform, prepare_training_clip, resize_image,
                                  resize_labels, resized_shape)
 from utils.errors import UserError
@@ -159,6 +158,7 @@ class CocoClipDataset(Dataset):
         return self.sample(item, np.random.default_rng((self.seed, self.epoch, item)))
 
     def sample(self, item: int, rng: np.random.Generator) -> dict:
+        from datasets.pseudo_clips import pseudo_clip  # torchvision: imported by training only
         image = self.sequences[item]
         rgb = read_rgb(image.path)
         check_size(image, rgb.shape[:2])

@@ -37,26 +37,18 @@ then set to 0 (it only matters for BatchNorm with momentum=None, which we do not
 BatchNorm epsilon is not stored in any of these files: the caffe2, VMZ and mmaction2 weights were
 trained with eps 1e-3, while 3DC-Seg runs them with 1e-5 (config `model.bn_eps`).
 
-Caffe2 pickles are read with a restricted unpickler that only builds numpy arrays.
+Files are read by `utils.checkpoint.read_weight_file` (caffe2 pickles with an unpickler that only
+builds numpy arrays).
 """
 
-import codecs
-import pickle
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from utils.checkpoint import read_torch_file
 from utils.errors import UserError
-
-try:  # numpy >= 2 (numpy 1.26 also has these names)
-    from numpy._core import multiarray as _multiarray, numeric as _numeric
-except ImportError:  # older numpy 1.x
-    from numpy.core import multiarray as _multiarray, numeric as _numeric
 
 BACKBONE_FORMATS = ("3dcseg", "vmz_caffe2", "vmz_pytorch", "mmaction2")
 
@@ -156,24 +148,6 @@ FORMAT_MARKERS = (
     ("mmaction2", "", "conv1.conv.weight"),
 )
 
-# The only globals a caffe2 weight pickle may reference: numpy's array reconstruction
-# (numpy 1.x and 2.x module names), OrderedDict, and `_codecs.encode`, which protocol <= 2
-# pickles written by Python 3 use for bytes.
-ALLOWED_PICKLE_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-    ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
-    ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-    ("numpy.core.numeric", "_frombuffer"): _numeric._frombuffer,
-    ("numpy._core.numeric", "_frombuffer"): _numeric._frombuffer,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("collections", "OrderedDict"): OrderedDict,
-    ("_codecs", "encode"): codecs.encode,
-}
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default container
-
-
 @dataclass
 class BackboneSource:
     """The tensors of a recognised backbone file: `prefix` + name -> array or tensor."""
@@ -185,46 +159,6 @@ class BackboneSource:
     def block(self) -> str:
         """The block kind the file holds (a key of BLOCK_BACKBONES)."""
         return source_block(self)
-
-
-class ForbiddenGlobal(pickle.UnpicklingError):
-    """A pickle referenced something other than numpy array building blocks."""
-
-
-class NumpyOnlyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        allowed = ALLOWED_PICKLE_GLOBALS.get((module, name))
-        if allowed is None:
-            raise ForbiddenGlobal(f"{module}.{name}")
-        return allowed
-
-
-def read_weight_file(path) -> object:
-    """Read a PyTorch file (zip or legacy `torch.save`, loaded with weights_only=True) or a
-    caffe2 pickle (restricted to numpy arrays); every failure is one UserError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
-    with path.open("rb") as handle:
-        if handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
-            return read_torch_file(path)
-        handle.seek(0)
-        obj = _load_numpy_pickle(handle, path)
-    if not isinstance(obj, dict):  # legacy torch.save files start with a pickled magic number
-        return read_torch_file(path)
-    return obj
-
-
-def _load_numpy_pickle(handle, path: Path) -> object:
-    try:
-        return NumpyOnlyUnpickler(handle, encoding="latin1").load()
-    except ForbiddenGlobal as error:
-        raise UserError(f"refusing to load {path}: the pickle references {error}, but weight "
-                        "pickles may only contain numpy arrays") from None
-    except Exception as error:  # any parse failure of untrusted bytes means "not a weight file"
-        reason = f"{type(error).__name__}: {error}".splitlines()[0]
-        raise UserError(f"cannot read {path}: not a PyTorch checkpoint or caffe2 weight pickle "
-                        f"(truncated?): {reason}") from None
 
 
 def detect_backbone_format(obj) -> BackboneSource | None:

@@ -15,7 +15,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.video.resnet import Conv2Plus1D
 
 
 def conv3x3x3(in_channels: int, out_channels: int) -> nn.Conv3d:
@@ -150,7 +149,7 @@ class ASPP(nn.Module):
         self.conv = nn.Conv3d(inter * 5, out_channels, kernel_size=1, bias=False)
         self.gn = nn.GroupNorm(32, out_channels)
         for conv in self.modules():
-            if isinstance(conv, nn.Conv3d):
+            if isinstance(conv, nn.Conv3d) and not conv.weight.is_meta:  # meta: nothing to draw
                 n = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels
                 nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / n))
 
@@ -195,6 +194,7 @@ class Refine2plus1d(Refine3d):
 
     @staticmethod
     def make_conv(in_channels: int, out_channels: int, first: bool) -> nn.Module:
+        from torchvision.models.video.resnet import Conv2Plus1D  # torchvision's model zoo: imported only here
         return Conv2Plus1D(in_channels, out_channels, 2 * out_channels + 32)
 
 

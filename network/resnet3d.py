@@ -135,13 +135,15 @@ def init_convolutions(module: nn.Module, conv_init: str, skip=()) -> None:
 
     he: Normal(0, sqrt(2 / (kT kH kW out))), He et al.'s fan-out init for ReLU networks;
     original: Normal(0, sqrt(2 / (kT kH out))), the original's formula without the kernel width.
-    BatchNorm keeps weight 1 and bias 0, as both set it.
+    BatchNorm keeps weight 1 and bias 0, as both set it. On the meta device (a network whose
+    weights are about to be loaded) there is nothing to draw, and torch's meta `normal_` would
+    import torch._dynamo: nothing is done.
     """
     if conv_init not in CONV_INITS:
         raise ValueError(f"conv_init must be one of {CONV_INITS}, got {conv_init!r}")
     skipped = {id(conv) for conv in skip}
     for conv in module.modules():
-        if isinstance(conv, nn.Conv3d) and id(conv) not in skipped:
+        if isinstance(conv, nn.Conv3d) and id(conv) not in skipped and not conv.weight.is_meta:
             if conv_init == "he":
                 nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
             else:

@@ -17,8 +17,7 @@ from inference_handlers.inference import run_inference
 from inference_handlers.protocols import (format_table, merge_summaries, protocol_for, sequence_csv_rows,
                                           without_records)
 from inference_handlers.writers import write_csv, write_json
-from network import build_model
-from network.weights import load_model_weights
+from network.weights import load_model
 from tasks.distributed import gather_objects, is_main_process, shard
 
 logger = logging.getLogger(__name__)
@@ -40,8 +39,7 @@ def outputs_fingerprint(cfg, weights_path: str) -> dict:
 def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str | None = None) -> dict:
     """Predict the test sequences (or the video / frame folder `input_path`) with the weights in
     `weights_path`; return the summary of all processes (protocols.summarise)."""
-    model = build_model(cfg.model)
-    load_model_weights(model, weights_path)
+    model, _ = load_model(cfg.model, weights_path)
     model.to(run.device)
     sequences = index_input(input_path) if input_path else index_sequences(cfg.data, "test")
     protocol = protocol_for(cfg.inference.protocol, cfg.data.test)

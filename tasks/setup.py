@@ -6,9 +6,12 @@ writes the log file and config.yaml, the other ranks log warnings and errors to 
 """
 
 import atexit
+import importlib.metadata
+import importlib.util
 import logging
 import platform
 import random
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -85,11 +88,21 @@ def code_version() -> str:
     return f"git commit {commit}" + (" (uncommitted changes)" if changed else "")
 
 
+def torchvision_version() -> str:
+    """torchvision's `__version__` (with its build tag, e.g. +cu130) read from its version.py:
+    importing torchvision costs seconds (its model zoo and torch._dynamo) that a run that does not
+    use them should not pay."""
+    spec = importlib.util.find_spec("torchvision")
+    version_file = Path(spec.origin).with_name("version.py") if spec and spec.origin else None
+    match = re.search(r"^__version__ = '([^']+)'", version_file.read_text(), re.MULTILINE) if (
+        version_file and version_file.is_file()) else None
+    return match[1] if match else importlib.metadata.version("torchvision")
+
+
 def environment_versions() -> str:
     """Python, torch, torchvision, CUDA / cuDNN (when a GPU is usable) and the code's commit."""
-    import torchvision
     parts = [f"Python {platform.python_version()}", f"torch {torch.__version__}",
-             f"torchvision {torchvision.__version__}"]
+             f"torchvision {torchvision_version()}"]
     if torch.cuda.is_available():
         parts.append(f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
                      f"{torch.cuda.get_device_name()}")

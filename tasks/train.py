@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from datasets import build_train_dataset, index_sequences
@@ -31,14 +30,14 @@ from inference_handlers.inference import run_inference
 from loss import LOSSES
 from loss.segmentation import clip_iou
 from network import build_model
-from network.weights import load_backbone_weights, load_model_weights, load_weights
+from network.weights import load_backbone_weights, load_model, load_weights
 from tasks.clip_images import clip_overlay
 from tasks.distributed import (barrier, gather_objects, gather_rows, is_initialized, is_main_process,
                                parameters_digest, shard, world_size)
 from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
                           rank_rng_states, restore_rng_states, resume_path, rng_states)
 from tasks.schedule import build_optimizer, build_scheduler
-from utils.checkpoint import read_torch_file, read_training_checkpoint, save_checkpoint
+from utils.checkpoint import read_training_checkpoint, save_checkpoint
 from utils.config import to_dict
 from utils.errors import UserError
 from utils.files import atomic_write
@@ -60,7 +59,7 @@ class Training:
     device: torch.device
     precision: str
     clip_grad_norm: float        # 0 = no clipping
-    writer: SummaryWriter | None  # rank 0 only
+    writer: object  # torch.utils.tensorboard.SummaryWriter on rank 0, else None
     model_dir: Path              # saved_models/<name>
     iterations_per_epoch: int    # optimiser steps in a whole epoch
 
@@ -68,14 +67,16 @@ class Training:
 def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.nn.Module:
     """The configured network on the device: a full checkpoint's weights (`--wts`, else
     train.init_weights) if given, else the backbone file if configured, else random."""
-    network = build_model(replace(cfg.model, bn_mode="train") if cfg.model.bn_mode == "sync" else cfg.model)
+    model_config = replace(cfg.model, bn_mode="train") if cfg.model.bn_mode == "sync" else cfg.model
     key, weights_path = ("--wts", weights_path) if weights_path else ("train.init_weights", cfg.train.init_weights)
     if weights_path and not Path(weights_path).is_file():
         raise UserError(f"{key}: file not found: {weights_path} (for a recipe stage: train the previous stage first)")
     if weights_path:
-        load_model_weights(network, weights_path)
-        warn_if_unfinished(key, weights_path)
-    elif cfg.model.backbone_weights:
+        network, checkpoint = load_model(model_config, weights_path)
+        warn_if_unfinished(key, weights_path, checkpoint.training)
+        return network.to(device)
+    network = build_model(model_config)
+    if cfg.model.backbone_weights:
         load_backbone_weights(network.encoder, cfg.model.backbone_weights)
     elif cfg.model.bn_mode == "frozen":
         logger.warning("model.bn_mode = frozen without model.backbone_weights or initial weights: the "
@@ -84,10 +85,9 @@ def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.
     return network.to(device)
 
 
-def warn_if_unfinished(key: str, path) -> None:
+def warn_if_unfinished(key: str, path, training: dict | None) -> None:
     """A recipe stage should start from a finished previous stage: warn about a checkpoint of a
-    run that has epochs left."""
-    training = read_torch_file(path).get("training")
+    run that has epochs left (`training`: the checkpoint's training state)."""
     progress = training.get("progress", {}) if isinstance(training, dict) else {}
     if progress.get("finished") is False:
         logger.warning("%s %s comes from an unfinished run (stopped in epoch %d): run its command again "
@@ -292,6 +292,7 @@ def check_replicas(network: torch.nn.Module) -> None:
 def prepare(cfg, run, weights_path):
     """Everything train() loops over: (training, loader, sampler, dataset, engine, test sequences,
     progress)."""
+    from torch.utils.tensorboard import SummaryWriter  # half a second to import: only where it is used
     check_precision(run.device, cfg.train.precision)
     resume_from = resume_path(cfg, run.model_dir, weights_path)
     network = build_network(cfg, run.device, None if resume_from else weights_path)

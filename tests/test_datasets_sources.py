@@ -18,7 +18,7 @@ from datasets.fbms import index_fbms
 from datasets.fbms import main as fbms_main
 from datasets.io import DataFileError, read_mask, write_jpeg
 from datasets.pseudo_clips import affine_step, elastic_step
-from datasets.transforms import ObjectCrop
+from datasets.crops import ObjectCrop
 from datasets.visal import index_visal
 from datasets.youtube_vos import index_youtube_vos
 from utils.config import CocoConfig, load_config

@@ -8,7 +8,7 @@ from PIL import Image
 
 import main
 from network import build_model
-from network.weights import export_original
+from network.convert_weights import export_original
 from utils.checkpoint import save_checkpoint
 from utils.config import load_config
 

@@ -14,6 +14,7 @@ from loss import LOSSES
 from tasks.clip_images import clip_overlay
 from tasks.resume import Progress
 from tasks.train import Training, build_network, check_step, train_step, warn_if_unfinished
+from network.weights import read_model_checkpoint
 from utils.checkpoint import save_checkpoint
 from utils.config import load_config, train_sources, validate
 from utils.errors import UserError
@@ -189,9 +190,10 @@ def test_a_stage_started_from_an_unfinished_run_warns(tmp_path, caplog):
     for finished in (True, False):
         save_checkpoint(tmp_path / f"{finished}.pth", model_state={}, epoch=4, iteration=9, config={},
                         training_state={"progress": {"epoch": 4, "finished": finished}})
-    warn_if_unfinished("train.init_weights", tmp_path / "True.pth")
-    assert "unfinished" not in caplog.text
-    warn_if_unfinished("train.init_weights", tmp_path / "False.pth")
+    for finished in (True, False):
+        path = tmp_path / f"{finished}.pth"
+        warn_if_unfinished("train.init_weights", path, read_model_checkpoint(path).training)
+        assert ("unfinished" in caplog.text) != finished
     assert "comes from an unfinished run (stopped in epoch 5)" in caplog.text
 
 

@@ -1,4 +1,4 @@
-"""The training crops of datasets/transforms.py: the object-aware crop (default), the original's
+"""The training crops of datasets/crops.py and datasets/transforms.py: the object-aware crop (default), the original's
 bounds and the uniform crop."""
 
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 import torch
 from torchvision import tv_tensors
 
-from datasets.transforms import ObjectCrop, build_train_transform, crop_start_range
+from datasets.crops import ObjectCrop, crop_start_range
+from datasets.transforms import build_train_transform
 
 
 def moving_box_clip(height: int, width: int, boxes) -> tuple[tv_tensors.Video, tv_tensors.Mask]:

@@ -10,7 +10,8 @@ import torch
 import main
 from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_network
 from network.csn import CSN152_DEPTHS
-from network.weights import load_model_weights, save_original_checkpoint
+from network.convert_weights import save_original_checkpoint
+from network.weights import load_model_weights
 from utils.errors import UserError
 from weight_files import PIXEL_MEAN, assert_state_equals, random_like
 

@@ -1,6 +1,7 @@
 """Full-model weights: our and the original 3DC-Seg checkpoint formats, unreadable and unsafe
 files, export to the original format, and `python -m network.convert_weights`."""
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -8,16 +9,20 @@ import subprocess
 import sys
 from collections import OrderedDict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from network.csn import CSN152_DEPTHS
-from network import build_network
-from network.weights import (
-    export_original, infer_model_shape, load_backbone_weights, load_model_weights, load_weights,
-    save_original_checkpoint, strip_prefixes)
+from network import build_model, build_network
+from network.convert_weights import export_original, save_original_checkpoint
+from network.variants import infer_model_shape
+from network.weights import (load_backbone_weights, load_model, load_model_weights, load_weights, meta_tensors,
+                             strip_prefixes)
+from tasks.train import build_network as build_training_network
 from utils.checkpoint import save_checkpoint
+from utils.config import ModelConfig
 from utils.errors import UserError
 from weight_files import (DECODER_WIDTH, DEPTHS, PIXEL_MEAN, REPO_ROOT, WIDTH,
     assert_state_equals, encoder_weights, expected_encoder_state, original_checkpoint, random_like,
@@ -156,6 +161,58 @@ def test_our_checkpoint_of_another_format_version_is_rejected(tmp_path, model_st
     torch.save({"format": "3dcseg-rebuild/99", "model": model_state}, path)
     with pytest.raises(UserError, match="not supported"):
         load_model_weights(tiny_model(), path)
+
+
+# ----- the --wts path: built on the meta device, the file read once ---------------------------
+
+def tiny_config(**changes) -> ModelConfig:
+    return dataclasses.replace(ModelConfig(depths=list(DEPTHS), width=WIDTH, decoder_width=DECODER_WIDTH,
+                                           pixel_mean=list(PIXEL_MEAN)), **changes)
+
+
+@pytest.mark.parametrize("kind", ["original", "ours"])
+def test_load_model_holds_every_tensor_of_the_file_and_predicts_as_a_copy_into_a_built_model(
+        tmp_path, model_state, kind):
+    cfg = tiny_config(bn_mode="frozen")
+    model_state = OrderedDict((key, value.abs() + 0.5 if key.endswith(("running_var", "std")) else value)
+                              for key, value in model_state.items())  # a network that computes numbers
+    path = tmp_path / "weights.pth"
+    if kind == "original":
+        torch.save(original_checkpoint(model_state), path)
+    else:
+        save_checkpoint(path, model_state=model_state, epoch=1, iteration=2, config={"model": dataclasses.asdict(cfg)})
+    model, checkpoint = load_model(cfg, path)
+    assert checkpoint.kind == kind and meta_tensors(model) == []
+    assert_state_equals(model.state_dict(), model_state)  # BN running statistics, encoder mean / std included
+    assert not model.encoder.bn1.weight.requires_grad and model.decoders[0].pred2.weight.requires_grad
+    reference = build_model(cfg)
+    load_model_weights(reference, path)
+    clip = torch.rand(1, 3, 8, 64, 64)
+    with torch.no_grad():
+        logits = model.eval()(clip)
+        assert torch.isfinite(logits).all() and torch.equal(logits, reference.eval()(clip))
+
+
+def test_load_model_reads_the_file_once_memory_mapped_and_safely(tmp_path, model_state, monkeypatch):
+    path = tmp_path / "last.pth"
+    save_checkpoint(path, model_state=model_state, epoch=1, iteration=2, config=None,
+                    training_state={"progress": {"epoch": 1, "finished": False}})
+    calls = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: calls.append(kwargs) or real_load(*args, **kwargs))
+    build_training_network(SimpleNamespace(model=tiny_config(), train=SimpleNamespace(init_weights="")),
+                           torch.device("cpu"), str(path))
+    assert [(call["mmap"], call["weights_only"]) for call in calls] == [(True, True)]
+
+
+def test_our_checkpoint_of_another_configuration_names_the_keys(tmp_path, model_state):
+    path = tmp_path / "last.pth"
+    save_checkpoint(path, model_state=model_state, epoch=1, iteration=2,
+                    config={"model": dataclasses.asdict(tiny_config(inter_block="C3D"))})
+    with pytest.raises(UserError) as error:
+        load_model(tiny_config(), path)
+    assert str(error.value) == (f"cannot load {path} (our checkpoint): checkpoint was trained with "
+                                f"model.inter_block = C3D; config builds GC3d (model.inter_block)")
 
 
 # ----- unreadable files --------------------------------------------------------------------
