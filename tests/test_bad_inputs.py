@@ -24,7 +24,7 @@ from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from data_trees import write_coco, write_youtube_vos
 from datasets.io import write_palette_png
 from loss import LOSSES
-from utils.files import lock_folder
+from utils.files import lock_folder, unlock_folder
 
 BASE_CONFIG = REPO_ROOT / "run_configs" / "base.yaml"
 NUM_FRAMES = 8  # = the tiny config's clip length: every training clip reads the last frame
@@ -375,10 +375,10 @@ def test_second_process_writing_into_the_same_output_folder_is_refused(tmp_path,
     try:
         line = fails_in_subprocess(arguments, tmp_path)
     finally:
-        holder.close()
+        unlock_folder(holder)
     assert line.startswith(f"error: {folder} is in use by process {os.getpid()} on ")
     assert "choose another run name" in line
     assert sorted(path.name for path in (tmp_path / folder).iterdir()) == [".lock"]
     with contextlib.chdir(tmp_path):
         assert main.main(arguments) == 0
-    lock_folder(tmp_path / folder, "output").close()  # released when the run ended
+    assert (tmp_path / folder / ".lock").read_text() == ""  # released when the run ended
