@@ -207,6 +207,7 @@ def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> d
     the summary of all of them (its "score" is the protocol's headline, "score_name" its name:
     J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done). None when
     a SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
+    logger.info("validating epoch %d on %d test sequences", epoch, len(sequences))
     summaries = []
     for sequence in shard(sequences):
         if stop.received is not None:
