@@ -125,16 +125,34 @@ def finish(processes: list[subprocess.Popen], folder: Path) -> None:
         assert process.wait(timeout=600) == 0, "\n".join(log.read_text()[-3000:] for log in folder.glob("*.out"))
 
 
+def wait_until_gone(pid: int) -> None:
+    """Until process `pid` has ended (a zombie no one reaps counts as ended)."""
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.02)
+
+
 def kill_when_checkpointed(victim: subprocess.Popen, others: list[subprocess.Popen], folders) -> None:
     """SIGKILL `victim` (a launcher) once rank 0 logged KILL_AFTER in any of `folders`; the
-    launchers left must then end by themselves (their workers fail without the killed ones)."""
-    logs = [folder / "saved_models/tiny/train.log" for folder in folders]
-    while victim.poll() is None and not any(log.is_file() and KILL_AFTER in log.read_text() for log in logs):
+    launchers left must then end by themselves (their workers fail without the killed ones), and
+    rank 0 must have died with them, not trained on as an orphan (holding the run's lock)."""
+    run_dirs = [folder / "saved_models/tiny" for folder in folders]
+    while victim.poll() is None and not any((run_dir / "train.log").is_file()
+                                            and KILL_AFTER in (run_dir / "train.log").read_text() for run_dir in run_dirs):
         time.sleep(0.02)
+    (run_dir,) = {run_dir for run_dir in run_dirs if (run_dir / "train.log").is_file()}
+    rank_0 = int((run_dir / ".lock").read_text().split()[1])  # "process <pid> on <host> since ..."
     victim.kill()
     assert victim.wait(timeout=60) == -signal.SIGKILL
     for other in others:
         assert other.wait(timeout=300) != 0
+    wait_until_gone(rank_0)
+    assert not torch.load(run_dir / "last.pth", weights_only=True)["training"]["progress"]["finished"]
 
 
 def assert_data_generated_once_and_whole(folder: Path) -> None:
