@@ -347,7 +347,8 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
                 stopped = stop.received or "SIGTERM"
                 break
             validated = end_epoch(training, cfg, progress, engine, test_sequences, mean_loss, start_time, stop)
-            if not validated or gather_rows(torch.tensor([float(stop.received is not None)], device=run.device)).max() > 0:
+            signalled = torch.tensor([float(stop.received is not None)], device=run.device)
+            if not validated or gather_rows(signalled).max() > 0:
                 stopped = stop.received or "SIGTERM"
                 break
     if stopped:

@@ -142,8 +142,8 @@ def kill_when_checkpointed(victim: subprocess.Popen, others: list[subprocess.Pop
     launchers left must then end by themselves (their workers fail without the killed ones), and
     rank 0 must have died with them, not trained on as an orphan (holding the run's lock)."""
     run_dirs = [folder / "saved_models/tiny" for folder in folders]
-    while victim.poll() is None and not any((run_dir / "train.log").is_file()
-                                            and KILL_AFTER in (run_dir / "train.log").read_text() for run_dir in run_dirs):
+    logs = [run_dir / "train.log" for run_dir in run_dirs]
+    while victim.poll() is None and not any(log.is_file() and KILL_AFTER in log.read_text() for log in logs):
         time.sleep(0.02)
     (run_dir,) = {run_dir for run_dir in run_dirs if (run_dir / "train.log").is_file()}
     rank_0 = int((run_dir / ".lock").read_text().split()[1])  # "process <pid> on <host> since ..."

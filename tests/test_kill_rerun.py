@@ -7,9 +7,9 @@ until it finishes ends with the files of a run that was never stopped.
 Kill moments: a delay drawn from a seeded RNG after a log line: for inference the line that ends
 the run's set-up (imports done, model built), delay in (0.1, 0.9) x the duration of the
 uninterrupted run; for training the start of the data loading and of a validation (delay in
-(0, 0.5) s, so the kill lands in that phase). One kill per run waits instead for a file being written, so that at
-least one kill lands inside a write whatever the machine's speed. A kill that comes after the run has already finished is counted,
-not a failure. Every run uses one intra-op thread: on shared cores two OpenMP threads make a step
+(0, 0.5) s, so the kill lands in that phase). One kill per run waits instead for a file being
+written, so that at least one kill lands inside a write whatever the machine's speed. For
+inference, a kill that comes after the run has already finished is counted, not a failure. Every run uses one intra-op thread: on shared cores two OpenMP threads make a step
 of the tiny model many times slower.
 """
 
