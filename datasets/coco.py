@@ -26,7 +26,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from datasets.io import DataFileError, image_size, read_rgb
+from datasets.io import DataFileError, check_plain_name, image_size, read_rgb
 from datasets.transforms import (build_train_transform, prepare_training_clip, resize_image,
                                  resize_labels, resized_shape)
 from utils.errors import UserError
@@ -94,6 +94,7 @@ def index_coco(root, split: str, coco_config) -> list[CocoImage]:
                 kept = listed
         if kept:
             info = coco.imgs[image_id]
+            check_plain_name(info["file_name"], annotation_path, f"image id {image_id}, file_name")
             images.append(CocoImage(image_folder(folders, info["file_name"]) / info["file_name"],
                                     int(info["height"]), int(info["width"]),
                                     tuple(annotation["segmentation"] for annotation in kept)))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from datasets.io import check_plain_name
 from datasets.sequence import Sequence, check_sequence
 from utils.errors import UserError
 
@@ -36,10 +37,12 @@ def read_sequence_list(root: Path, split: str) -> list[str]:
     if not list_path.is_file():
         raise UserError(f"DAVIS sequence list not found: {list_path}")
     names = []
-    for line in list_path.read_text().splitlines():
+    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
         fields = line.split()
-        name = Path(fields[0]).parent.name if len(fields) > 1 else "".join(fields)
-        if name and name not in names:
+        if not fields:
+            continue
+        name = Path(fields[0]).parent.name if len(fields) > 1 else fields[0]
+        if check_plain_name(name, list_path, f"line {number}") not in names:
             names.append(name)
     if not names:
         raise UserError(f"DAVIS sequence list is empty: {list_path}")

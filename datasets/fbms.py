@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.io import read_mask, write_palette_png
+from datasets.io import check_plain_name, read_mask, write_palette_png
 from datasets.sequence import Sequence, check_sequence
 from utils.errors import UserError, report
 from utils.files import atomic_write
@@ -60,7 +60,8 @@ def list_frames(folder: Path) -> tuple[Path, ...]:
     bmf = folder / f"{folder.name}.bmf"
     if not bmf.is_file():
         return tuple(sorted(folder.glob("*.jpg"), key=frame_number))
-    names = [line.split()[0] for line in bmf.read_text().splitlines()[1:] if line.strip()]
+    names = [check_plain_name(line.split()[0], bmf, f"line {number}")
+             for number, line in enumerate(bmf.read_text().splitlines()[1:], start=2) if line.strip()]
     frame_paths = tuple(folder / f"{Path(name).stem}.jpg" for name in names)
     for path in frame_paths:
         if not path.is_file():

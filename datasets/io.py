@@ -35,6 +35,18 @@ class DataFileError(UserError):
         super().__init__(message)
 
 
+def check_plain_name(name: str, source: Path, where: str) -> str:
+    """`name`, read from the data file `source` at `where` (e.g. 'line 3'), when it is a plain
+    name: one path component, not empty, not '.' or '..', without '/', '\\' or NUL (hence not
+    absolute). Names from data files become input and output paths (results/<name>/<sequence>/);
+    anything else could make a run read or write outside its folders, so it is refused with one
+    line naming the file and the place."""
+    if not name or name in (".", "..") or any(character in name for character in "/\\\0"):
+        raise UserError(f"{source}, {where}: {name!r} is not a plain name (one path component, no '..', "
+                        f"no '/' or '\\'); refusing to read or write outside the dataset and output folders")
+    return name
+
+
 def natural_key(path: Path) -> list:
     """Sort key that orders the numbers inside a file name by value (frame_2 before frame_10)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]

@@ -18,6 +18,8 @@ Run as `python -m datasets.synthetic ROOT --num-train 300 --num-val 30 --num-fra
 """
 
 import argparse
+import glob
+import json
 import logging
 import os
 import shutil
@@ -29,6 +31,8 @@ from scipy.ndimage import gaussian_filter
 from tqdm import tqdm
 
 from datasets.io import write_jpeg, write_palette_png
+from utils.errors import UserError, report
+from utils.files import holder_text, lock_file, os_error_text
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,8 @@ SPRITE_COLOUR_OFFSET = 70.0  # sprites stand out from the background; only motio
 SPRITE_SIZE_RANGE = (0.3, 0.5)  # sprite height as a fraction of the frame height
 SPEED_RANGE = (1.5, 4.0)  # pixels per frame
 PLACEMENT_ATTEMPTS = 50
+MARKER = ".complete.json"  # written last: its presence means the dataset is whole (with the settings it was made with)
+TMP_INFIX = ".tmp-"  # <root name>.tmp-<pid>: the folder a generation writes before renaming it to root
 
 
 class RenderedSequence(NamedTuple):
@@ -202,44 +208,90 @@ def write_image_sets(root: Path, names_by_split: dict[str, list[str]]) -> None:
 def generate_synthetic_davis(root, *, num_train: int, num_val: int, num_frames: int,
                              height: int, width: int, seed: int, num_distractors: int = 1) -> None:
     """Write the dataset under `root` (a str or Path). The tree is built in a sibling temporary
-    folder and renamed to `root` at the end; raises ValueError if `root` exists and is not
-    empty."""
+    folder, which gets the completion marker last and is then renamed to `root`, so `root` is
+    either absent or complete; raises ValueError if `root` exists and is not empty, UserError
+    naming `root` when the disk refuses a write (full, read-only), after removing the temporary
+    folder. Not safe against a second process: `ensure_synthetic_davis` locks."""
     root = Path(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise ValueError(f"refusing to generate the synthetic dataset into non-empty {root}")
+        raise ValueError(f"refusing to generate the synthetic dataset into non-empty {root}: it holds no "
+                         f"{MARKER}, the mark of a complete generated dataset (delete it to generate one there)")
     if num_frames < 1 or num_distractors < 0 or min(height, width) < 16:
         raise ValueError("need num_frames >= 1, num_distractors >= 0 and height, width >= 16")
-    tmp_root = root.parent / f"{root.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp_root, ignore_errors=True)
-    tmp_root.mkdir(parents=True)
+    tmp_root = root.parent / f"{root.name}{TMP_INFIX}{os.getpid()}"
+    settings = dict(seed=seed, num_frames=num_frames, height=height, width=width,
+                    num_distractors=num_distractors)
     try:
-        settings = dict(seed=seed, num_frames=num_frames, height=height, width=width,
-                        num_distractors=num_distractors)
+        shutil.rmtree(tmp_root, ignore_errors=True)
+        tmp_root.mkdir(parents=True)
         names_by_split = {"train": write_split(tmp_root, "train", num_train, **settings),
                           "val": write_split(tmp_root, "val", num_val, **settings)}
         write_image_sets(tmp_root, names_by_split)
+        (tmp_root / MARKER).write_text(json.dumps({"num_train": num_train, "num_val": num_val, **settings}) + "\n")
         if root.exists():
             root.rmdir()
         os.replace(tmp_root, root)
-    except BaseException:
+    except (OSError, UserError) as error:
+        reason = os_error_text(error) if isinstance(error, OSError) else str(error)
+        raise UserError(f"cannot generate the synthetic dataset {root} ({reason}); its temporary copy "
+                        f"{tmp_root} was removed: free space or point data.train_root / data.test_root "
+                        f"elsewhere") from error
+    finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
-        raise
+
+
+def is_complete(root: Path) -> bool:
+    """Whether `root` holds a whole generated dataset (its completion marker is there)."""
+    return (root / MARKER).is_file()
+
+
+def remove_half_made(root: Path) -> None:
+    """Delete the temporary folders of generations that were killed (call under the data lock:
+    no other process is generating then)."""
+    for folder in sorted(root.parent.glob(f"{glob.escape(root.name)}{TMP_INFIX}*")):
+        logger.warning("removing %s, the half-made synthetic dataset of a run killed while generating it", folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def ensure_synthetic_davis(root, **kwargs) -> bool:
-    """Generate the dataset if root/ImageSets/2017/val.txt does not exist yet; return True if it
-    generated. `kwargs` are those of `generate_synthetic_davis`."""
+    """Generate the dataset unless `root` holds a complete one; return True if this call generated
+    it. However many processes call this at once (torchrun's ranks, independent runs sharing the
+    data folder), one generates under the lock file `.<root name>.lock` beside `root` and the
+    others wait for it, then find it complete. A folder without the completion marker is never
+    taken for data: a non-empty one is refused (ValueError). `kwargs` are those of
+    `generate_synthetic_davis`."""
     root = Path(root)
-    if (root / "ImageSets" / "2017" / "val.txt").exists():
+    if is_complete(root):
         logger.info("synthetic DAVIS dataset already present at %s", root)
         return False
-    logger.info("generating synthetic DAVIS dataset at %s (%s)", root, kwargs)
-    generate_synthetic_davis(root, **kwargs)
-    logger.info("synthetic DAVIS dataset written to %s", root)
-    return True
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = root.parent / f".{root.name}.lock"
+        lock = lock_file(lock_path, wait=False)
+        if lock is None:
+            logger.info("waiting for %s, which is generating the synthetic dataset %s",
+                        lock_path.read_text().strip() or "another process", root)
+            lock = lock_file(lock_path, wait=True)
+    except OSError as error:
+        raise UserError(f"cannot generate the synthetic dataset {root}: {os_error_text(error)}") from error
+    try:
+        if is_complete(root):
+            logger.info("synthetic DAVIS dataset present at %s (generated by another process)", root)
+            return False
+        lock.seek(0)
+        lock.truncate()
+        lock.write(holder_text() + "\n")
+        lock.flush()
+        remove_half_made(root)
+        logger.info("generating synthetic DAVIS dataset at %s (%s)", root, kwargs)
+        generate_synthetic_davis(root, **kwargs)
+        logger.info("synthetic DAVIS dataset written to %s", root)
+        return True
+    finally:
+        lock.close()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="folder to write the dataset into (must not be non-empty)")
     for name in ("--num-train", "--num-val", "--num-frames", "--height", "--width"):
@@ -248,10 +300,16 @@ def main() -> None:
     parser.add_argument("--num-distractors", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ensure_synthetic_davis(args.root, num_train=args.num_train, num_val=args.num_val,
-                           num_frames=args.num_frames, height=args.height, width=args.width,
-                           seed=args.seed, num_distractors=args.num_distractors)
+    try:
+        ensure_synthetic_davis(args.root, num_train=args.num_train, num_val=args.num_val,
+                               num_frames=args.num_frames, height=args.height, width=args.width,
+                               seed=args.seed, num_distractors=args.num_distractors)
+    except ValueError as error:
+        return report(UserError(str(error)))
+    except UserError as error:
+        return report(error)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

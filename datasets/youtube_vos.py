@@ -17,7 +17,7 @@ frames long (the original ignored clip_length there, SPEC 11 defect 19).
 import json
 from pathlib import Path
 
-from datasets.io import natural_key
+from datasets.io import check_plain_name, natural_key
 from datasets.sequence import Sequence, check_sequence
 from utils.errors import UserError
 
@@ -35,6 +35,7 @@ def check_meta(split_root: Path, frame_root: Path) -> None:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise UserError(f"cannot read the video list of {meta_path}: {error}") from error
     for name in videos:
+        check_plain_name(name, meta_path, '"videos" key')
         if not (frame_root / name).is_dir():
             raise UserError(f"{meta_path} lists video '{name}', which is not on disk: {frame_root / name}")
 

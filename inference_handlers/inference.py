@@ -174,5 +174,5 @@ def _remove_stale_files(results_dir: Path, previous: dict | None, written: list[
         return
     kept = {str(path.relative_to(results_dir)) for path in written}
     for name in previous.get("files", []):
-        if name not in kept:
-            (results_dir / name).unlink(missing_ok=True)
+        if name not in kept and (results_dir / name).resolve().is_relative_to(results_dir.resolve()):
+            (results_dir / name).unlink(missing_ok=True)  # a marker naming a file elsewhere is ignored

@@ -4,15 +4,19 @@ A plain `python main.py` run has no process group: every helper then acts as the
 single process (rank 0 of 1), so the loops call them unconditionally.
 """
 
+import ctypes
 import datetime
 import hashlib
 import logging
 import os
+import signal
+import sys
 
 import torch
 import torch.distributed as dist
 
 logger = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective waits this long for a slow rank (e.g. rank 0 writing a checkpoint)
 
 
@@ -25,12 +29,28 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", 0))
 
 
+def die_with_launcher() -> None:
+    """Have Linux SIGKILL this process when its parent, the torchrun launcher, dies (a launcher
+    killed with SIGKILL cannot stop its workers): otherwise rank 0 would live on, holding the run
+    folder's lock and writing into it, and the relaunched job would be refused. Elsewhere: nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        logger.warning("cannot ask to end with the torchrun launcher: %s", os.strerror(ctypes.get_errno()))
+    elif os.getppid() != parent:  # the launcher died before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def init_process_group(device: torch.device) -> torch.device:
     """Join the process group torchrun describes in the environment (MASTER_ADDR, MASTER_PORT,
     RANK, WORLD_SIZE): NCCL on CUDA, each process on GPU LOCAL_RANK; gloo on CPU. Returns this
-    process's device. Does nothing (returns `device`) when not launched by torchrun."""
+    process's device. Does nothing (returns `device`) when not launched by torchrun. The process
+    ends with its launcher (`die_with_launcher`)."""
     if not launched_by_torchrun() or is_initialized():
         return device
+    die_with_launcher()
     if device.type == "cuda":
         device = torch.device("cuda", local_rank())
         torch.cuda.set_device(device)
@@ -89,12 +109,12 @@ def barrier() -> None:
         dist.barrier()
 
 
-def broadcast_object(value):
-    """Rank 0's `value` on every rank."""
+def broadcast_object(value, source: int = 0):
+    """Rank `source`'s `value` on every rank."""
     if not is_initialized():
         return value
     holder = [value]
-    dist.broadcast_object_list(holder, src=0)
+    dist.broadcast_object_list(holder, src=source)
     return holder[0]
 
 

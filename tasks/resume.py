@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DistributedSampler
 
-from tasks.distributed import broadcast_object, rank, world_size
+from tasks.distributed import broadcast_object, gather_objects, rank, world_size
+from utils.checkpoint import read_training_checkpoint
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -99,10 +100,10 @@ def resume_path(cfg, model_dir: Path, weights_path: str | None) -> Path | None:
     A run resumes when train.resume is true and its last.pth exists. Then `--wts` and
     `train.init_weights` are not used (they only start fresh runs), which is logged, so that
     the same command, run again, always continues. `--wts` naming the run's own last.pth thus
-    resumes too. Rank 0 decides; every rank follows its answer.
+    resumes too. Every rank resumes when any rank sees a last.pth (`read_resume_checkpoint`).
     """
     last = model_dir / "last.pth"
-    resume = broadcast_object(cfg.train.resume and last.is_file())
+    resume = cfg.train.resume and any(gather_objects(last.is_file()))  # some node may have none (folder per node)
     if not resume:
         if last.is_file():
             logger.warning("train.resume=false: starting over; %s will be overwritten", last)
@@ -112,6 +113,22 @@ def resume_path(cfg, model_dir: Path, weights_path: str | None) -> Path | None:
             logger.warning("%s %s is not used: this run resumes from %s (train.resume=false "
                            "starts over from %s instead)", key, value, last, key)
     return last
+
+
+def read_resume_checkpoint(path: Path) -> dict:
+    """The checkpoint every rank resumes from: the most advanced `path` (last.pth) that any rank
+    sees. With one shared run folder every rank reads the same file; with a folder per machine
+    only the machine that held rank 0 has written one (and rank 0 may be elsewhere after a
+    restart), so it is sent to the ranks that see an older one or none."""
+    checkpoint = read_training_checkpoint(path) if path.is_file() else None
+    progress = None if checkpoint is None else checkpoint["training"]["progress"]
+    positions = gather_objects(None if progress is None else (progress["iteration"], progress["epoch_finished"]))
+    newest = max(range(len(positions)), key=lambda index: (positions[index] is not None, positions[index] or ()))
+    if all(position == positions[newest] for position in positions):
+        return checkpoint
+    logger.info("resuming every process from the %s of process %d (iteration %d); the processes saw %s",
+                path, newest, positions[newest][0], positions)
+    return broadcast_object(checkpoint if rank() == newest else None, source=newest)
 
 
 class StopSignals:

@@ -24,7 +24,7 @@ from tasks.distributed import (destroy_process_group, init_process_group, is_ini
                                is_main_process, rank, world_size)
 from utils.config import dump_yaml
 from utils.errors import UserError
-from utils.files import atomic_write_text, lock_folder, remove_temp_files
+from utils.files import atomic_write_text, lock_folder, remove_temp_files, unlock_folder
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
@@ -123,7 +123,7 @@ def release_output_lock() -> None:
     """Let another process write into the output folder (also done by the system at exit)."""
     global _output_lock
     if _output_lock is not None:
-        _output_lock.close()
+        unlock_folder(_output_lock)
         _output_lock = None
 
 

@@ -35,9 +35,9 @@ from tasks.clip_images import clip_overlay
 from tasks.distributed import (barrier, gather_objects, gather_rows, is_initialized, is_main_process,
                                parameters_digest, shard, world_size)
 from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
-                          rank_rng_states, restore_rng_states, resume_path, rng_states)
+                          rank_rng_states, read_resume_checkpoint, restore_rng_states, resume_path, rng_states)
 from tasks.schedule import build_optimizer, build_scheduler
-from utils.checkpoint import read_training_checkpoint, save_checkpoint
+from utils.checkpoint import save_checkpoint
 from utils.config import to_dict
 from utils.errors import UserError
 from utils.files import atomic_write
@@ -202,14 +202,23 @@ def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: S
     return False, float(np.mean(losses)) if losses else float("nan")
 
 
-def validate(engine, sequences, cfg, writer, epoch: int) -> dict:
+def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> dict | None:
     """Every rank scores its share of the test sequences with the test set's protocol; returns
     the summary of all of them (its "score" is the protocol's headline, "score_name" its name:
-    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done)."""
-    summary = run_inference(engine, shard(sequences), results_dir=None, show_progress=False,
-                            protocol=protocol_for(cfg.inference.protocol, cfg.data.test),
-                            frames=cfg.inference.eval_frames)
-    summary = merge_summaries(gather_objects(summary))
+    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done). None when
+    a SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
+    logger.info("validating epoch %d on %d test sequences", epoch, len(sequences))
+    summaries = []
+    for sequence in shard(sequences):
+        if stop.received is not None:
+            break
+        summaries.append(run_inference(engine, [sequence], results_dir=None, show_progress=False,
+                                       protocol=protocol_for(cfg.inference.protocol, cfg.data.test),
+                                       frames=cfg.inference.eval_frames))
+    gathered = gather_objects((summaries, stop.received is not None))
+    if any(stopped for _, stopped in gathered):
+        return None
+    summary = merge_summaries([part for rank_summaries, _ in gathered for part in rank_summaries])
     if writer is not None:
         for key, value in summary["metrics"].items():
             writer.add_scalar(f"val/{key}", value, epoch)
@@ -247,7 +256,7 @@ def save_training_state(training: Training, cfg, progress: Progress, copies=()) 
 
 def restore(training: Training, path) -> Progress:
     """Load last.pth into the network, optimiser, schedule and scaler; restore the RNG states."""
-    checkpoint = read_training_checkpoint(path)
+    checkpoint = read_resume_checkpoint(path)
     load_weights(training.network, checkpoint["model"], source=str(path))
     training.optimizer.load_state_dict(checkpoint["optimizer"])
     training.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -258,13 +267,20 @@ def restore(training: Training, path) -> Progress:
 
 
 def end_epoch(training: Training, cfg, progress: Progress, engine, test_sequences, mean_loss: float,
-              start_time: float) -> None:
-    """Validation when due, best.pth and epoch_NNN.pth, last.pth."""
+              start_time: float, stop: StopSignals) -> bool:
+    """Validation when due, best.pth and epoch_NNN.pth, last.pth. False when a signal stopped the
+    validation: last.pth is then written with the epoch trained but not validated, so the run
+    resumes with the validation."""
     epochs_done = progress.epoch + 1
     message = f"epoch {epochs_done}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
     copies = []
     if test_sequences and (epochs_done % cfg.train.validate_every == 0 or epochs_done == cfg.train.epochs):
-        summary = validate(engine, test_sequences, cfg, training.writer, epochs_done)
+        summary = validate(engine, test_sequences, cfg, training.writer, epochs_done, stop)
+        if summary is None:
+            logger.warning("validation of epoch %d stopped by %s; it is done again on resume", epochs_done,
+                           stop.received or "a signal to another process")
+            save_training_state(training, cfg, progress)
+            return False
         if summary["score"] is not None:
             message += f", val {summary['score_name']} {summary['score']:.4f} ({summary['num_sequences']} sequences)"
             if progress.best_score is None or summary["score"] > progress.best_score:
@@ -277,6 +293,7 @@ def end_epoch(training: Training, cfg, progress: Progress, engine, test_sequence
     progress.epoch_finished = True
     progress.finished = epochs_done == cfg.train.epochs
     save_training_state(training, cfg, progress, copies)
+    return True
 
 
 def check_replicas(network: torch.nn.Module) -> None:
@@ -340,8 +357,9 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
             if was_stopped:
                 stopped = stop.received or "SIGTERM"
                 break
-            end_epoch(training, cfg, progress, engine, test_sequences, mean_loss, start_time)
-            if gather_rows(torch.tensor([float(stop.received is not None)], device=run.device)).max() > 0:
+            validated = end_epoch(training, cfg, progress, engine, test_sequences, mean_loss, start_time, stop)
+            signalled = torch.tensor([float(stop.received is not None)], device=run.device)
+            if not validated or gather_rows(signalled).max() > 0:
                 stopped = stop.received or "SIGTERM"
                 break
     if stopped:

@@ -10,8 +10,10 @@ import contextlib
 import errno
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -24,7 +26,7 @@ from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from data_trees import write_coco, write_youtube_vos
 from datasets.io import write_palette_png
 from loss import LOSSES
-from utils.files import lock_folder
+from utils.files import lock_folder, unlock_folder
 
 BASE_CONFIG = REPO_ROOT / "run_configs" / "base.yaml"
 NUM_FRAMES = 8  # = the tiny config's clip length: every training clip reads the last frame
@@ -375,10 +377,42 @@ def test_second_process_writing_into_the_same_output_folder_is_refused(tmp_path,
     try:
         line = fails_in_subprocess(arguments, tmp_path)
     finally:
-        holder.close()
+        unlock_folder(holder)
     assert line.startswith(f"error: {folder} is in use by process {os.getpid()} on ")
     assert "choose another run name" in line
     assert sorted(path.name for path in (tmp_path / folder).iterdir()) == [".lock"]
     with contextlib.chdir(tmp_path):
         assert main.main(arguments) == 0
-    lock_folder(tmp_path / folder, "output").close()  # released when the run ended
+    assert (tmp_path / folder / ".lock").read_text() == ""  # released when the run ended
+
+
+def test_a_killed_processs_lock_is_free_though_its_forked_child_lives_and_is_taken_over_as_stale(tmp_path, caplog):
+    """The output-folder lock belongs to the process that took it: a forked child (a DataLoader
+    worker) that outlives it holds nothing, so the next run starts at once; the lock file still
+    names the killed process, which the next run reports as stale in one log line."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.path.insert(0, {str(REPO_ROOT)!r})
+        from utils.files import lock_folder
+        handle = lock_folder({str(tmp_path / "run")!r}, "run")
+        child = os.fork()
+        if child == 0:
+            time.sleep(120)
+            os._exit(0)
+        print(child, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(process.stdout.readline())
+    try:
+        assert process.wait(timeout=60) == -signal.SIGKILL
+        os.kill(child, 0)  # the child lives on, with the lock file open
+        caplog.set_level("WARNING")
+        handle = lock_folder(tmp_path / "run", "run")
+    finally:
+        os.kill(child, signal.SIGKILL)
+    (message,) = [record.getMessage() for record in caplog.records]
+    assert message.startswith(f"{tmp_path / 'run'}: taking over the stale lock of process {process.pid} on ")
+    assert message.endswith(", which ended without releasing it")
+    assert (tmp_path / "run/.lock").read_text().startswith(f"process {os.getpid()} on ")
+    unlock_folder(handle)

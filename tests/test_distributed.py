@@ -1,18 +1,26 @@
 """Two processes under torchrun (gloo on CPU): identical weights on both ranks, files from rank 0
-only, the logged loss is the mean of the ranks' losses, validation split across the ranks."""
+only, the logged loss is the mean of the ranks' losses, validation split across the ranks. Run
+as users do: on a fresh synthetic data root with DataLoader workers, a launcher killed and the
+same command run again at once, and two launchers on this machine acting as two nodes."""
 
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
+from datasets.synthetic import MARKER, TMP_INFIX
 from tasks.distributed import gather_rows, is_initialized, parameters_digest, shard
 from network import build_model
 from utils.config import load_config
+from test_resume import assert_same_training_state
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +78,131 @@ def test_a_single_process_has_no_process_group_and_collectives_are_identities():
     assert shard([1, 2, 3]) == [1, 2, 3]
     values = torch.tensor([0.5, 1.0])
     assert torch.equal(gather_rows(values), values[None].double())
+
+
+# A fresh data root, killed launchers, two nodes ---------------------------------------------------
+
+FRESH_SYNTHETIC = [  # generated on first use into the working folder; 6 x 2 clips = 3 steps of 2 x 2 per epoch
+    "--task", "train", "data.train=synthetic", "data.test=synthetic", "data.train_root=data/synthetic",
+    "data.test_root=data/synthetic", "data.synthetic.num_train=6", "data.synthetic.num_val=2",
+    "data.synthetic.num_frames=8", "data.synthetic.height=32", "data.synthetic.width=64", "data.clips_per_sequence=2",
+    "train.epochs=2", "train.validate_every=1", "train.log_every=1", "train.checkpoint_every=1",
+    "loader.num_workers=1"]
+KILL_AFTER = "saved checkpoint saved_models/tiny/last.pth (epoch 0, iteration 1)"  # mid-epoch 1
+
+
+def free_port() -> int:
+    """A TCP port no one listens on now (the system's choice for port 0)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def torchrun(cwd: Path, launcher: list[str], log_name: str) -> subprocess.Popen:
+    """`torchrun LAUNCHER main.py -c tiny.yaml FRESH_SYNTHETIC` in `cwd`, its output in `cwd/log_name`."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", *launcher, str(REPO_ROOT / "main.py"),
+               "-c", str(TINY_CONFIG), *FRESH_SYNTHETIC]
+    with open(cwd / log_name, "w") as log:
+        return subprocess.Popen(command, cwd=cwd, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=log,
+                                stderr=subprocess.STDOUT)
+
+
+def standalone(cwd: Path, log_name: str) -> subprocess.Popen:
+    return torchrun(cwd, ["--standalone", "--nproc_per_node=2"], log_name)
+
+
+def two_nodes(folders: tuple[Path, Path], log_name: str) -> list[subprocess.Popen]:
+    """Two launchers as two nodes of one process each, meeting at a c10d rendezvous on this machine."""
+    endpoint = f"127.0.0.1:{free_port()}"
+    return [torchrun(folder, ["--nnodes=2", f"--node-rank={node}", "--nproc-per-node=1", "--rdzv-backend=c10d",
+                              f"--rdzv-endpoint={endpoint}", "--rdzv-id=two-nodes"], f"node{node}-{log_name}")
+            for node, folder in enumerate(folders)]
+
+
+def finish(processes: list[subprocess.Popen], folder: Path) -> None:
+    for process in processes:
+        assert process.wait(timeout=600) == 0, "\n".join(log.read_text()[-3000:] for log in folder.glob("*.out"))
+
+
+def wait_until_gone(pid: int) -> None:
+    """Until process `pid` has ended (a zombie no one reaps counts as ended)."""
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.02)
+
+
+def kill_when_checkpointed(victim: subprocess.Popen, others: list[subprocess.Popen], folders) -> None:
+    """SIGKILL `victim` (a launcher) once rank 0 logged KILL_AFTER in any of `folders`; the
+    launchers left must then end by themselves (their workers fail without the killed ones), and
+    rank 0 must have died with them, not trained on as an orphan (holding the run's lock)."""
+    run_dirs = [folder / "saved_models/tiny" for folder in folders]
+    logs = [run_dir / "train.log" for run_dir in run_dirs]
+    while victim.poll() is None and not any(log.is_file() and KILL_AFTER in log.read_text() for log in logs):
+        time.sleep(0.02)
+    (run_dir,) = {run_dir for run_dir in run_dirs if (run_dir / "train.log").is_file()}
+    rank_0 = int((run_dir / ".lock").read_text().split()[1])  # "process <pid> on <host> since ..."
+    victim.kill()
+    assert victim.wait(timeout=60) == -signal.SIGKILL
+    for other in others:
+        assert other.wait(timeout=300) != 0
+    wait_until_gone(rank_0)
+    assert not torch.load(run_dir / "last.pth", weights_only=True)["training"]["progress"]["finished"]
+
+
+def assert_data_generated_once_and_whole(folder: Path) -> None:
+    assert (folder / "data/synthetic" / MARKER).is_file()
+    assert not list((folder / "data").glob(f"synthetic{TMP_INFIX}*"))
+
+
+@pytest.fixture(scope="module")
+def fresh_root_run(tmp_path_factory) -> Path:
+    """The issue's first case: `torchrun --standalone --nproc_per_node=2` on a fresh data root,
+    both ranks needing the synthetic data at once; its folder (reference of the kill tests)."""
+    folder = tmp_path_factory.mktemp("fresh-root")
+    finish([standalone(folder, "run.out")], folder)
+    return folder
+
+
+def test_two_processes_on_a_fresh_data_root_generate_it_once_and_train(fresh_root_run):
+    assert_data_generated_once_and_whole(fresh_root_run)
+    checkpoint = torch.load(fresh_root_run / "saved_models/tiny/last.pth", weights_only=True)
+    assert checkpoint["iteration"] == 6 and checkpoint["training"]["progress"]["finished"]
+
+
+@pytest.mark.slow
+def test_launcher_killed_then_the_same_command_at_once_resumes_exactly(tmp_path, fresh_root_run):
+    """SIGKILL of torchrun: its workers (and theirs) die with it, so the same command started at
+    once is not refused by the run folder's lock, resumes, and ends with the uninterrupted run's
+    model and optimiser state."""
+    launcher = standalone(tmp_path, "killed.out")
+    kill_when_checkpointed(launcher, [], [tmp_path])
+    finish([standalone(tmp_path, "rerun.out")], tmp_path)
+    assert "resuming from saved_models/tiny/last.pth" in (tmp_path / "saved_models/tiny/train.log").read_text()
+    assert_same_training_state(torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True),
+                               torch.load(fresh_root_run / "saved_models/tiny/last.pth", weights_only=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout, killed", [("shared", 1), ("per_node", 0)])
+def test_two_nodes_train_and_resume_after_either_launcher_is_killed(tmp_path, fresh_root_run, layout, killed):
+    """Two launchers as two nodes (c10d rendezvous on a free port), with one shared working folder
+    (data and runs, as on a shared filesystem) or one each (local disks: each node makes its own
+    data; only rank 0's node writes the run). One launcher is killed mid-epoch, the other ends
+    by itself; both commands again resume, whichever node rank 0 lands on, to the uninterrupted
+    run's state."""
+    folders = (tmp_path, tmp_path) if layout == "shared" else (tmp_path / "node0", tmp_path / "node1")
+    launchers = two_nodes(folders, "killed.out")
+    kill_when_checkpointed(launchers[killed], [launchers[1 - killed]], folders)
+    finish(two_nodes(folders, "rerun.out"), tmp_path)
+    for folder in set(folders):
+        assert_data_generated_once_and_whole(folder)
+    finals = [torch.load(path, weights_only=True) for folder in set(folders)
+              for path in [folder / "saved_models/tiny/last.pth"] if path.is_file()]
+    final = max(finals, key=lambda checkpoint: checkpoint["iteration"])
+    assert_same_training_state(final, torch.load(fresh_root_run / "saved_models/tiny/last.pth", weights_only=True))

@@ -1,13 +1,15 @@
-"""Nothing lost: a training run and an inference run are killed (SIGKILL) at seeded random
-moments, several times. After every kill each file under its final name is whole (temp files of
+"""Nothing lost: a training run (with a DataLoader worker) and an inference run (with its reader
+and writer threads) are killed (SIGKILL) at seeded random moments, several times, and each next
+run is started at once. After every kill each file under its final name is whole (temp files of
 utils.files.atomic_write, `.<name>.<random>.tmp`, may be left behind); the same command run again
 until it finishes ends with the files of a run that was never stopped.
 
-Kill moments: a delay after the log line that ends the run's set-up (imports done, model
-built), drawn from a seeded RNG in (0.1, 0.9) x the duration of the uninterrupted run; one kill
-per run waits instead for a file being written, so that at least one kill lands inside a write
-whatever the machine's speed. A kill that comes after the run has already finished is counted,
-not a failure. Every run uses one intra-op thread: on shared cores two OpenMP threads make a step
+Kill moments: a delay drawn from a seeded RNG after a log line: for inference the line that ends
+the run's set-up (imports done, model built), delay in (0.1, 0.9) x the duration of the
+uninterrupted run; for training the start of the data loading and of a validation (delay in
+(0, 0.5) s, so the kill lands in that phase). One kill per run waits instead for a file being
+written, so that at least one kill lands inside a write whatever the machine's speed. For
+inference, a kill that comes after the run has already finished is counted, not a failure. Every run uses one intra-op thread: on shared cores two OpenMP threads make a step
 of the tiny model many times slower.
 """
 
@@ -29,12 +31,13 @@ import yaml
 from PIL import Image
 
 import main
+import tasks.train
 from network import build_model
 from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
-from test_resume import assert_same_training_state
+from test_resume import assert_same_optimizer_state, assert_same_training_state
 from test_video import decode_all
 
 logger = logging.getLogger(__name__)
@@ -60,9 +63,10 @@ def being_written(folder: Path, old: set[Path], final_names: str) -> bool:
     return False
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """One intra-op thread here too, like the runs started with OMP_NUM_THREADS=1."""
+    """One intra-op thread here too, like the runs started with OMP_NUM_THREADS=1 (also for the
+    module's reference runs: another thread count changes the sums' rounding)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -132,12 +136,33 @@ def timed_main(args: list[str], cwd: Path, monkeypatch) -> float:
 
 # Training ---------------------------------------------------------------------------------------
 
+MAX_TRAINING_DELAY = 0.5  # seconds after the phase's log line: the kill lands in that phase
+TRAINING_KILLS = (  # (phase, the log line it starts after, kill inside a write of these files or None)
+    ("loading data", "training sequences", None),
+    ("validation", "validating epoch", None),
+    ("checkpoint write", "training sequences", r"best\.pth|epoch_\d+\.pth"),
+)
+
+
 @pytest.fixture(scope="module")
 def train_args(tmp_path_factory):
+    """Two epochs with one DataLoader worker (as the demo), validated and checkpointed often."""
     root = write_mini_davis(tmp_path_factory.mktemp("data") / "DAVIS", num_frames=8, height=32, width=64)
     return ["-c", str(TINY_CONFIG), "--task", "train", f"data.train_root={root}", f"data.test_root={root}",
             "data.clips_per_sequence=3", "train.epochs=2", "train.validate_every=1", "train.log_every=1",
-            "train.checkpoint_every=1", "train.snapshot_every=1"]
+            "train.checkpoint_every=1", "train.snapshot_every=1", "loader.num_workers=1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_training(tmp_path_factory, train_args):
+    """saved_models/tiny of a run that was never stopped."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    with contextlib.chdir(folder):
+        assert main.main(train_args) == 0
+    reference_dir = folder / "saved_models/tiny"
+    assert sorted(p.name for p in reference_dir.glob("*.pth")) == ["best.pth", "epoch_001.pth", "epoch_002.pth",
+                                                                   "last.pth"]
+    return reference_dir
 
 
 def check_training_files(cwd: Path) -> None:
@@ -150,31 +175,72 @@ def check_training_files(cwd: Path) -> None:
             assert yaml.safe_load(path.read_text())["name"] == "tiny", path
 
 
-def test_training_killed_at_random_moments_resumes_to_the_uninterrupted_checkpoint(tmp_path, monkeypatch,
-                                                                                    train_args):
-    (tmp_path / "uninterrupted").mkdir()
-    duration = timed_main(train_args, tmp_path / "uninterrupted", monkeypatch)
-    reference_dir = tmp_path / "uninterrupted/saved_models/tiny"
-    assert sorted(p.name for p in reference_dir.glob("*.pth")) == ["best.pth", "epoch_001.pth", "epoch_002.pth",
-                                                                   "last.pth"]
-
-    (tmp_path / "killed").mkdir()
-    # the write kill lands in an epoch's best.pth / epoch_NNN.pth: they must not be lost
-    outcomes = kill_several_times(train_args, tmp_path / "killed", "training sequences", duration,
-                                  (tmp_path / "killed/saved_models/tiny", r"best\.pth|epoch_\d+\.pth"),
-                                  check_training_files, seed=11)
-    assert outcomes[WRITE_KILL]["killed"] and outcomes[WRITE_KILL]["new_temp_files"]  # killed inside a write
-
-    timed_main(train_args, tmp_path / "killed", monkeypatch)
-    check_training_files(tmp_path / "killed")
-    folder = tmp_path / "killed/saved_models/tiny"
-    assert not temp_files(folder)  # the killed writes' temp files are removed by the rerun
+def assert_same_checkpoints(folder: Path, reference_dir: Path) -> None:
+    """last.pth equal to the reference in model, all optimiser state, schedule; the copies too."""
     assert_same_training_state(torch.load(folder / "last.pth", weights_only=True),
                                torch.load(reference_dir / "last.pth", weights_only=True))
     for name in ("best.pth", "epoch_001.pth", "epoch_002.pth"):
         checkpoint, reference = (torch.load(f / name, weights_only=True) for f in (folder, reference_dir))
         assert checkpoint["iteration"] == reference["iteration"], name
         assert all(torch.equal(checkpoint["model"][key], value) for key, value in reference["model"].items()), name
+        assert_same_optimizer_state(checkpoint["optimizer"], reference["optimizer"])
+
+
+def test_training_killed_at_seeded_moments_resumes_at_once_to_the_uninterrupted_checkpoints(
+        tmp_path, monkeypatch, train_args, uninterrupted_training):
+    """Killed while loading data, during validation and inside a checkpoint write, with a
+    DataLoader worker: each next run starts at once (the killed run's worker may still be
+    exiting: it must not hold the run folder's lock) and the last one ends as the uninterrupted run."""
+    cwd = tmp_path / "killed"
+    cwd.mkdir()
+    rng = random.Random(11)
+    outcomes = []
+    for attempt, (phase, started, written) in enumerate(TRAINING_KILLS):
+        delay = rng.uniform(0.0, MAX_TRAINING_DELAY)
+        watched = (cwd / "saved_models/tiny", written) if written else None
+        outcome = run_until_killed(train_args, cwd, tmp_path / f"killed-{attempt}.log", started, delay, watched)
+        check_training_files(cwd)
+        outcomes.append({"phase": phase, **outcome})
+    logger.info("kills: %s", outcomes)
+    assert all(outcome["killed"] for outcome in outcomes)  # none was refused, none had finished
+    assert outcomes[-1]["new_temp_files"]  # killed inside a write of best.pth / epoch_NNN.pth
+
+    timed_main(train_args, cwd, monkeypatch)
+    check_training_files(cwd)
+    folder = cwd / "saved_models/tiny"
+    assert not temp_files(folder)  # the killed writes' temp files are removed by the rerun
+    assert_same_checkpoints(folder, uninterrupted_training)
+
+
+def test_sigterm_during_validation_stops_it_and_the_rerun_validates_again(tmp_path, monkeypatch, caplog,
+                                                                        train_args, uninterrupted_training):
+    """SIGTERM while epoch 1 is validated: the validation stops, last.pth holds the trained but
+    unvalidated epoch, the exit status is 143; the same command validates epoch 1 and finishes
+    as the uninterrupted run."""
+    calls, run_inference = {"count": 0}, tasks.train.run_inference
+
+    def sigterm_in_first_validation(*args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return run_inference(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.train, "run_inference", sigterm_in_first_validation)
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("INFO")
+    assert main.main(train_args) == 128 + signal.SIGTERM
+    assert calls["count"] == 1  # the second test sequence was not predicted
+    assert "validation of epoch 1 stopped by SIGTERM; it is done again on resume" in caplog.text
+    stopped = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
+    progress = stopped["training"]["progress"]
+    assert (progress["epoch"], progress["epoch_batches"], progress["epoch_finished"]) == (0, 3, False)
+    assert not (tmp_path / "saved_models/tiny/best.pth").exists()
+
+    monkeypatch.setattr(tasks.train, "run_inference", run_inference)
+    caplog.clear()
+    assert main.main(train_args) == 0
+    assert "resuming from saved_models/tiny/last.pth: epoch 1, iteration 3 (3 of 3 batches" in caplog.text
+    assert_same_checkpoints(tmp_path / "saved_models/tiny", uninterrupted_training)
 
 
 # Inference --------------------------------------------------------------------------------------
@@ -188,7 +254,8 @@ def infer_args(tmp_path_factory):
     save_checkpoint(weights, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0,
                     config=to_dict(cfg))
     return ["-c", str(TINY_CONFIG), "--task", "infer", "--wts", str(weights), f"data.test_root={root}",
-            "inference.save_probs=true", "inference.overlay=true"]
+            "inference.save_probs=true", "inference.overlay=true",
+            "inference.prefetch_frames=4", "inference.write_queue=4"]  # the reader and writer threads on
 
 
 def check_result_files(cwd: Path) -> None:

@@ -46,9 +46,18 @@ def assert_same_training_state(checkpoint, reference):
     assert checkpoint["training"]["progress"]["finished"]
     for key, value in reference["model"].items():
         assert torch.equal(checkpoint["model"][key], value), key
-    for index, state in reference["optimizer"]["state"].items():
-        assert torch.equal(checkpoint["optimizer"]["state"][index]["exp_avg_sq"], state["exp_avg_sq"]), index
+    assert_same_optimizer_state(checkpoint["optimizer"], reference["optimizer"])
     assert checkpoint["scheduler"] == reference["scheduler"]
+
+
+def assert_same_optimizer_state(optimizer, reference):
+    """Every entry of every parameter's state (Adam: exp_avg, exp_avg_sq, step) and the groups."""
+    assert optimizer["param_groups"] == reference["param_groups"]
+    assert optimizer["state"].keys() == reference["state"].keys()
+    for index, state in reference["state"].items():
+        assert optimizer["state"][index].keys() == state.keys(), index
+        for key, value in state.items():
+            assert torch.equal(optimizer["state"][index][key], value), (index, key)
 
 
 def test_sigterm_writes_last_pth_and_the_same_command_resumes_exactly(tmp_path, monkeypatch, caplog, run_args,

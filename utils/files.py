@@ -5,12 +5,19 @@ should be) raises `UserError` naming the file, so the run ends with one `error:`
 temporary file is removed and the file under the final name, if any, is left as it was.
 """
 
+import errno
+import fcntl
 import glob
+import logging
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 from utils.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 
 def os_error_text(error: OSError) -> str:
@@ -66,26 +73,59 @@ def remove_temp_files(folder: str | Path, final_name: str = "*") -> list[Path]:
     return removed
 
 
+def holder_text() -> str:
+    """Who holds a lock: 'process <pid> on <host> since <time>'."""
+    return f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+
+
+def lock_file(path: str | Path, wait: bool):
+    """Take the exclusive lock of the file `path` (created if needed) and return its open handle; the
+    lock lasts until the handle is closed or the process ends, however it ends. None when `wait` is
+    false and another process holds it.
+
+    A POSIX record lock (fcntl.lockf), not flock: it belongs to this process alone. A forked child
+    (a DataLoader worker) inherits the open file but not the lock, so a killed run's folder is free
+    the moment the run itself is gone, even while its workers are still exiting (an flock lives on
+    the open file, which forked children share). Consequences: a second open of the same file in
+    this process must not be closed while the lock is held (closing any handle of the file drops
+    the process's locks), and two threads of one process do not exclude each other.
+    """
+    handle = open(path, "a+")
+    try:
+        fcntl.lockf(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        handle.close()
+        if error.errno in (errno.EACCES, errno.EAGAIN):
+            return None
+        raise
+    return handle
+
+
 def lock_folder(folder: str | Path, purpose: str):
     """Hold an exclusive lock on `folder` (a `.lock` file inside it) for as long as the returned
-    file stays open; the operating system drops it when the process ends, however it ends.
-    A folder locked by another process raises UserError naming the folder and that process."""
-    import fcntl
-    import socket
-    import time
-
+    file stays open (see `lock_file`); the file names the holder while it is held and is emptied
+    by `unlock_folder`. A folder locked by a running process raises UserError naming the folder
+    and that process; a lock file still naming a process that ended without releasing it (killed)
+    is stale: it is taken over, with one log line."""
     lock_path = ensure_writable_folder(folder, purpose) / ".lock"
-    handle = open(lock_path, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
+    handle = lock_file(lock_path, wait=False)
+    if handle is None:
+        holder = lock_path.read_text().strip() or "another process"
         raise UserError(f"{folder} is in use by {holder}; wait for it to end, or choose another "
-                        f"run name (name=...)") from None
+                        f"run name (name=...)")
+    handle.seek(0)
+    stale = handle.read().strip()
+    if stale:
+        logger.warning("%s: taking over the stale lock of %s, which ended without releasing it", folder, stale)
     handle.seek(0)
     handle.truncate()
-    handle.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.write(holder_text() + "\n")
     handle.flush()
     return handle
+
+
+def unlock_folder(handle) -> None:
+    """Release a lock of `lock_folder`, emptying its file first (an empty lock file is a clean one)."""
+    handle.seek(0)
+    handle.truncate()
+    handle.close()
