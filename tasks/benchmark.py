@@ -21,10 +21,16 @@ For every precision (default: inference.precision) one run, printed to stdout as
     peak_memory_mib         CUDA: max allocated during the forwards; CPU: the process's peak RSS
                             so far (ru_maxrss; run one precision per call for a clean figure)
     end_to_end_frames_per_s run_inference on a generated sequence of --frames JPEG frames of
-                            --height x --width (input.test_resize=unchanged): decoding, the
-                            network, masks written as PNGs (and whatever inference.save_probs /
-                            overlay ask); median of --end-to-end-runs, after the warm-up above;
-                            the config's schedule (inference.dense) decides sparse or dense
+                            --height x --width (input.test_resize=unchanged) with ground truth:
+                            decoding, the network, masks written as PNGs, J and F of every frame
+                            (and whatever inference.save_probs / overlay ask); median of
+                            --end-to-end-runs, after the warm-up above; the config's schedule
+                            (inference.dense) decides sparse or dense. Also per core (the cores
+                            this process may use), the process's CPU ms per frame (all threads;
+                            a figure that a shared machine's other jobs do not change much) and
+                            the J&F reached
+    --null-network          end to end only, the network replaced by NullNetwork (costs next to
+                            nothing): the rate the host side delivers, a ceiling for any device
     train_step_ms           with --train-step: one training step (train.batch_size clips,
                             forward + backward + Adam) at train.precision
 
@@ -134,8 +140,10 @@ class NullNetwork(torch.nn.Module):
     (B, 3, T, H, W) -> (B, 2, T, H, W)."""
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        foreground = clips[:, :1] - clips[:, 1:2] - 0.35
-        return torch.cat([torch.zeros_like(foreground), foreground], dim=1)
+        logits = clips.new_empty((clips.shape[0], 2, *clips.shape[2:]))
+        logits[:, 0].zero_()
+        torch.sub(clips[:, 0], clips[:, 1], out=logits[:, 1]).sub_(0.35)
+        return logits
 
 
 def window_of(cfg, height: int, width: int) -> list[int]:
@@ -163,14 +171,16 @@ def measure_end_to_end(engine, cfg, device, height: int, width: int, frames: int
     with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
         sequence = write_sequence(Path(folder), frames, height, width)
         reset_peak_memory(device)
-        times = []
+        times, cpu_times = [], []
         for run in range(runs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             summary = run_inference(engine, [sequence], results_dir=Path(folder) / f"results{run}",
                                     show_progress=False, save_probs=cfg.inference.save_probs,
                                     overlay=cfg.inference.overlay, write_queue=cfg.inference.write_queue)
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     return {"end_to_end_frames": frames, "end_to_end_frames_per_s": round(frames / statistics.median(times), 2),
+            "end_to_end_cpu_ms_per_frame": round(statistics.median(cpu_times) / frames * 1000, 2),
             "end_to_end_peak_memory_mib": peak_memory_mib(device), "end_to_end_J&F": summary["score"]}
 
 
