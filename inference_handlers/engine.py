@@ -6,9 +6,9 @@ at most one batch of windows of frames and sums, whatever the sequence length (S
 
 The pipeline keeps the device busy:
     reader thread   decodes and prepares frames 0, 1, 2, ... `prefetch_frames` ahead of the
-                    network (pinned host memory on CUDA; background.prefetch), image files with
-                    a pool of threads (background.ordered_map)
-    calling thread  copies each frame to the device once, runs `batch_size` windows per forward
+                    network (background.prefetch), image files with a pool of threads
+                    (background.ordered_map); for CUDA as uint8 in pinned host memory
+    calling thread  copies each frame to the device once (CUDA: converts it to float there), runs `batch_size` windows per forward
                     under torch.inference_mode, the precision's autocast and, optionally,
                     channels_last_3d and torch.compile; averages, takes the argmax (for two
                     channels a comparison, `labels_of`), crops the padding and resizes the label
@@ -28,7 +28,8 @@ import torch
 
 from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
-from datasets.transforms import crop_padding, prepare_test_frame, resize_image
+from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
+                                 resized_shape)
 from inference_handlers.background import host_workers, ordered_map, prefetch
 from utils.precision import autocast_for
 
@@ -111,6 +112,7 @@ class SaliencyEngine:
         self.batch_size = batch_size
         self.prefetch_frames = prefetch_frames
         self.channels_last = channels_last
+        self.prepare_on_device = device.type == "cuda"  # frames cross as uint8, converted there
         if channels_last:
             model.to(memory_format=torch.channels_last_3d)
         if device.type == "cuda":
@@ -118,13 +120,24 @@ class SaliencyEngine:
         self.compiled = torch.compile(model) if compile else None
 
     def _load(self, frames, index: int):
-        """Frame `index` as a (3, H, W) float tensor on the CPU (pinned for a CUDA device), its
-        padding and its size on disk."""
+        """Frame `index`, its padding and its size on disk. The frame: a (3, H, W) float tensor
+        (prepare_test_frame), or with prepare_on_device the resized uint8 (H, W, 3) frame, pinned
+        for a CUDA device: a quarter of the bytes to copy, and the float conversion and padding
+        (`frame_tensor`, the same values) done by the device."""
         image = frames[index]
-        tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
+        if not self.prepare_on_device:
+            tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
+            return tensor, pad, image.shape[:2]
+        frame = torch.from_numpy(resize_image(image, resized_shape(*image.shape[:2], self.resize_mode,
+                                                                   self.resize_size)))
         if self.device.type == "cuda":
-            tensor = tensor.pin_memory()
-        return tensor, pad, image.shape[:2]
+            frame = frame.pin_memory()
+        return frame, padding_for(*frame.shape[:2]), image.shape[:2]
+
+    def _to_device(self, frame: torch.Tensor, pad) -> torch.Tensor:
+        """A frame from `_load` as the (3, H, W) float tensor on the device."""
+        frame = frame.to(self.device, non_blocking=True)
+        return frame_tensor(frame, pad) if self.prepare_on_device else frame
 
     def _prepared_frames(self, sequence: Sequence):
         """`_load` of every frame in increasing order, from one reader (run in one thread); frames
@@ -170,7 +183,7 @@ class SaliencyEngine:
             needed = max(max(window.frames) for window in batch) + 1
             for frame in range(loaded, needed):
                 tensor, pad, shape = next(frames)  # frames arrive in increasing order
-                cache[frame] = (tensor.to(self.device, non_blocking=True), pad, shape)
+                cache[frame] = (self._to_device(tensor, pad), pad, shape)
             loaded = max(loaded, needed)
             first_frame = cache[batch[0].frames[0]][0]
             clips = first_frame.new_empty((len(batch), first_frame.shape[0], self.clip_length,

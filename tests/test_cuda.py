@@ -4,7 +4,7 @@ test itself is exercised everywhere; the CPU's stated tolerances are the same or
 
 Stated agreements (fraction of mask pixels equal; tiny random networks, whose probabilities sit
 near 0.5, are the hard case): fp32 on CUDA (TF32 convolutions) vs the CPU's fp32 >= 99.5 %;
-fp16 >= 99 %; bf16 >= 95 %; channels_last, batch size 4 vs 1 and torch.compile vs eager on the
+fp16 >= 99 %; bf16 >= 98 % (99.6 % on the CPU); channels_last, batch size 4 vs 1 and torch.compile vs eager on the
 same device >= 99.9 % (identical files on the CPU for batch size and threads). Resume after
 SIGTERM vs an uninterrupted run: weights within 1e-4 (identical on the CPU). torch.export vs
 eager: logits within 1e-3.
@@ -37,13 +37,22 @@ CPU = pytest.param("cpu", id="cpu")
 CUDA = pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda,
                                               pytest.mark.skipif(CUDA_MISSING, reason="needs a CUDA GPU")])
 DEVICES = [CPU, CUDA]
-MASK_AGREEMENT = {"fp32": 0.995, "fp16": 0.99, "bf16": 0.95}  # vs the CPU's fp32 masks
+MASK_AGREEMENT = {"fp32": 0.995, "fp16": 0.99, "bf16": 0.98}  # vs the CPU's fp32 masks
 SAME_DEVICE_AGREEMENT = 0.999
 
 
 def tiny_network(device: str) -> torch.nn.Module:
+    """The tiny model with random weights, its last layer scaled and shifted so that its masks
+    are about half foreground and depend on the frames (unchanged, it says foreground everywhere)."""
     torch.manual_seed(0)
-    return build_model(load_config(TINY_CONFIG).model).eval().to(device)
+    network = build_model(load_config(TINY_CONFIG).model).eval()
+    last = network.decoders[0].pred2
+    with torch.no_grad():
+        last.weight.mul_(100)
+        last.bias.mul_(100)
+        logits = network(torch.rand(1, 3, 8, 64, 128, generator=torch.Generator().manual_seed(1)))
+        last.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
+    return network.to(device)
 
 
 def engine_on(device: str, network, **options) -> SaliencyEngine:
@@ -101,6 +110,20 @@ def test_batch_size_and_reader_writer_threads_do_not_change_the_results(device, 
         assert files_of(tmp_path / "batched") == files_of(tmp_path / "plain")
     else:  # cuDNN may pick other kernels for another batch size
         assert agreement(masks_of(tmp_path / "batched"), masks_of(tmp_path / "plain")) >= SAME_DEVICE_AGREEMENT
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_frames_prepared_on_the_device_give_the_files_of_frames_prepared_on_the_host(device, sequences, tmp_path):
+    """CUDA prepares frames on the device (uint8 copied, converted there), the CPU on the host;
+    each is checked against the other path on the same device."""
+    network = tiny_network(device)
+    default = engine_on(device, network, prefetch_frames=2)
+    other = engine_on(device, network, prefetch_frames=2)
+    other.prepare_on_device = not default.prepare_on_device
+    assert default.prepare_on_device == (device == "cuda")
+    infer(default, sequences, tmp_path / "default")
+    infer(other, sequences, tmp_path / "other")
+    assert files_of(tmp_path / "other") == files_of(tmp_path / "default")
 
 
 @pytest.mark.parametrize("device", DEVICES)
