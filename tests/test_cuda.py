@@ -145,6 +145,7 @@ def test_compiled_network_masks_agree_with_eager_on_cuda(sequences, tmp_path, ca
 
 
 def training_on(device: str, precision: str, network=None, model=None, loss_fn=LOSSES["ce"]) -> Training:
+    torch.manual_seed(0)
     network = network if network is not None else build_network(load_config(TINY_CONFIG), torch.device(device), None)
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     return Training(model=model if model is not None else network, network=network, optimizer=optimizer,
@@ -155,9 +156,11 @@ def training_on(device: str, precision: str, network=None, model=None, loss_fn=L
 
 
 def clip_batch() -> dict:
+    """Two 8 x 128 x 128 clips: at 64 x 64 (2 x 2 at 1/32) the CPU's bf16 backward of the decoder's
+    1 x 7 x 1 convolutions gives non-finite gradients (PyTorch 2.14.1, oneDNN)."""
     generator = torch.Generator().manual_seed(0)
-    return {"images": torch.rand(2, 3, 8, 64, 64, generator=generator),
-            "masks": (torch.rand(2, 1, 8, 64, 64, generator=generator) > 0.7).to(torch.uint8)}
+    return {"images": torch.rand(2, 3, 8, 128, 128, generator=generator),
+            "masks": (torch.rand(2, 1, 8, 128, 128, generator=generator) > 0.7).to(torch.uint8)}
 
 
 @pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # the scheduler steps on skipped steps too
@@ -175,7 +178,7 @@ def test_training_steps_and_an_overflowing_fp16_step_is_skipped_counted_and_logg
     for _ in range(2):
         before = [p.detach().clone() for p in training.network.parameters()]
         loss, logits, skipped = train_step(training, clip_batch())
-        assert not skipped and torch.isfinite(loss) and logits.shape == (2, 2, 8, 64, 64)
+        assert not skipped and torch.isfinite(loss) and logits.shape == (2, 2, 8, 128, 128)
         assert any(not torch.equal(p, b) for p, b in zip(training.network.parameters(), before))
     if precision != "fp16":
         return
