@@ -9,6 +9,7 @@ A file that cannot be read raises `DataFileError`, one line naming the path, als
 DataLoader worker meets it.
 """
 
+import functools
 import re
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def check_frame_and_mask(frame_path: Path, mask_path: Path | None) -> None:
         check_mask_size(mask_path, image_size(mask_path), frame_path, frame_size)
 
 
-def voc_palette(num_colors: int = 256) -> list[int]:
+@functools.lru_cache(maxsize=4)
+def voc_palette(num_colors: int = 256) -> tuple[int, ...]:
     """PASCAL-VOC colour map as a flat [r0, g0, b0, r1, ...] list (the bits of the index spread
     into the top bits of R, G and B)."""
     palette = []
@@ -89,7 +91,7 @@ def voc_palette(num_colors: int = 256) -> list[int]:
             blue |= ((bits >> 2) & 1) << shift
             bits >>= 3
         palette.extend((red, green, blue))
-    return palette
+    return tuple(palette)
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

@@ -12,8 +12,11 @@ class ImageFrames:
     """Frames of a sequence stored as image files; `frames[i]` is a uint8 (H, W, 3) RGB array.
 
     The engine reads frames through `Sequence.open_frames()` in increasing order, so a source that
-    decodes a video file can stream it instead of holding it in memory.
+    decodes a video file can stream it instead of holding it in memory. `any_order`: frames may
+    also be read in any order and from several threads at once (the engine's reader pool).
     """
+
+    any_order = True
 
     def __init__(self, frame_paths):
         self.frame_paths = frame_paths

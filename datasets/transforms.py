@@ -100,5 +100,14 @@ def prepare_test_frame(image: np.ndarray, mode: str, size) -> tuple[torch.Tensor
     """uint8 (H, W, 3) -> float (3, H', W') in [0, 1], resized and zero-padded; and the pad."""
     frame = resize_image(image, resized_shape(*image.shape[:2], mode, size))
     pad = padding_for(*frame.shape[:2])
-    tensor = torch.from_numpy(frame).permute(2, 0, 1).float() / 255
-    return pad_clip(tensor, pad), pad
+    return frame_tensor(torch.from_numpy(frame), pad), pad
+
+
+def frame_tensor(frame: torch.Tensor, pad) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float (3, H + top + bottom, W + left + right) in [0, 1], zero-padded, on
+    the frame's device: the values of `.float() / 255` then `pad_clip`, written in place."""
+    (top, bottom), (left, right) = pad
+    height, width = frame.shape[:2]
+    tensor = torch.zeros(3, height + top + bottom, width + left + right, device=frame.device)
+    tensor[:, top:top + height, left:left + width].copy_(frame.permute(2, 0, 1)).div_(255)
+    return tensor

@@ -7,8 +7,11 @@ exception object. Depth 0 runs everything in the calling thread. Threads are eno
 resizing, PNG encoding and the network all release the GIL for their heavy parts.
 """
 
+import collections
+import os
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 Result = TypeVar("Result")
@@ -129,3 +132,30 @@ def consume_in_background(consume: Callable[[Iterator], Result], items: Iterable
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("result")
+
+
+def host_workers() -> int:
+    """Threads for the per-frame host work: the cores this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def ordered_map(function: Callable, items: Iterable, workers: int) -> Iterator:
+    """`map(function, items)` computed by a pool of `workers` threads, at most 2 * workers items
+    ahead of the caller, results in the order of `items`; workers <= 1: in the calling thread.
+    An exception of `function` is raised here (the original object) when its item's turn comes;
+    closing the iterator waits for the items in flight and drops the rest."""
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    pending = collections.deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="host-worker") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

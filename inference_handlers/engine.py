@@ -6,11 +6,13 @@ at most one batch of windows of frames and sums, whatever the sequence length (S
 
 The pipeline keeps the device busy:
     reader thread   decodes and prepares frames 0, 1, 2, ... `prefetch_frames` ahead of the
-                    network (pinned host memory on CUDA; background.prefetch)
-    calling thread  copies each frame to the device once, runs `batch_size` windows per forward
+                    network (background.prefetch), image files with a pool of threads
+                    (background.ordered_map); for CUDA as uint8 in pinned host memory
+    calling thread  copies each frame to the device once (CUDA: converts it to float there), runs `batch_size` windows per forward
                     under torch.inference_mode, the precision's autocast and, optionally,
-                    channels_last_3d and torch.compile; averages, takes the argmax, crops the
-                    padding and resizes the label map to the frame's size on the device
+                    channels_last_3d and torch.compile; averages, takes the argmax (for two
+                    channels a comparison, `labels_of`), crops the padding and resizes the label
+                    map to the frame's size on the device
 The results do not depend on batch_size or prefetch_frames (windows are summed in the same
 order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
 """
@@ -26,8 +28,9 @@ import torch
 
 from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
-from datasets.transforms import crop_padding, prepare_test_frame, resize_image
-from inference_handlers.background import prefetch
+from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
+                                 resized_shape)
+from inference_handlers.background import host_workers, ordered_map, prefetch
 from utils.precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,19 @@ def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
     return np.add.accumulate(steps).astype(np.int64)
 
 
+def labels_of(mean: torch.Tensor) -> torch.Tensor:
+    """(K, H, W) probabilities -> uint8 (H, W) argmax over K on the same device. Two channels:
+    a comparison, 10x faster on a CPU and the same labels, ties and NaN included (torch's argmax
+    takes the first maximum and counts NaN as the maximum)."""
+    if mean.shape[0] != 2:
+        return mean.argmax(dim=0).to(torch.uint8)
+    background, foreground = mean
+    labels = foreground > background
+    if bool(torch.isnan(foreground).any()):  # rare: only a network that produced NaN gets here
+        labels |= torch.isnan(foreground) & ~torch.isnan(background)
+    return labels.view(torch.uint8)
+
+
 def resize_labels_on(labels: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(h', w') label map -> (h, w) on its device, the same pixels as PIL's nearest resize."""
     if tuple(labels.shape) == tuple(shape):
@@ -96,6 +112,7 @@ class SaliencyEngine:
         self.batch_size = batch_size
         self.prefetch_frames = prefetch_frames
         self.channels_last = channels_last
+        self.prepare_on_device = device.type == "cuda"  # frames cross as uint8, converted there
         if channels_last:
             model.to(memory_format=torch.channels_last_3d)
         if device.type == "cuda":
@@ -103,19 +120,32 @@ class SaliencyEngine:
         self.compiled = torch.compile(model) if compile else None
 
     def _load(self, frames, index: int):
-        """Frame `index` as a (3, H, W) float tensor on the CPU (pinned for a CUDA device), its
-        padding and its size on disk."""
+        """Frame `index`, its padding and its size on disk. The frame: a (3, H, W) float tensor
+        (prepare_test_frame), or with prepare_on_device the resized uint8 (H, W, 3) frame, pinned
+        for a CUDA device: a quarter of the bytes to copy, and the float conversion and padding
+        (`frame_tensor`, the same values) done by the device."""
         image = frames[index]
-        tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
+        if not self.prepare_on_device:
+            tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
+            return tensor, pad, image.shape[:2]
+        frame = torch.from_numpy(resize_image(image, resized_shape(*image.shape[:2], self.resize_mode,
+                                                                   self.resize_size)))
         if self.device.type == "cuda":
-            tensor = tensor.pin_memory()
-        return tensor, pad, image.shape[:2]
+            frame = frame.pin_memory()
+        return frame, padding_for(*frame.shape[:2]), image.shape[:2]
+
+    def _to_device(self, frame: torch.Tensor, pad) -> torch.Tensor:
+        """A frame from `_load` as the (3, H, W) float tensor on the device."""
+        frame = frame.to(self.device, non_blocking=True)
+        return frame_tensor(frame, pad) if self.prepare_on_device else frame
 
     def _prepared_frames(self, sequence: Sequence):
-        """`_load` of every frame in increasing order, from one reader (run in one thread)."""
+        """`_load` of every frame in increasing order, from one reader (run in one thread); frames
+        that can be read in any order (image files, arrays) are decoded and prepared by a pool of
+        host_workers() threads when the reader runs ahead (prefetch_frames > 0)."""
         with sequence.open_frames() as frames:
-            for index in range(sequence.num_frames):
-                yield self._load(frames, index)
+            workers = host_workers() if self.prefetch_frames > 0 and getattr(frames, "any_order", False) else 1
+            yield from ordered_map(lambda index: self._load(frames, index), range(sequence.num_frames), workers)
 
     def _forward(self, clips: torch.Tensor) -> torch.Tensor:
         if self.compiled is not None:
@@ -153,10 +183,13 @@ class SaliencyEngine:
             needed = max(max(window.frames) for window in batch) + 1
             for frame in range(loaded, needed):
                 tensor, pad, shape = next(frames)  # frames arrive in increasing order
-                cache[frame] = (tensor.to(self.device, non_blocking=True), pad, shape)
+                cache[frame] = (self._to_device(tensor, pad), pad, shape)
             loaded = max(loaded, needed)
-            clips = torch.stack([torch.stack([cache[frame][0] for frame in window.frames], dim=1)
-                                 for window in batch])                  # (B, 3, T, H, W)
+            first_frame = cache[batch[0].frames[0]][0]
+            clips = first_frame.new_empty((len(batch), first_frame.shape[0], self.clip_length,
+                                           *first_frame.shape[1:]))  # (B, 3, T, H, W)
+            for clip, window in zip(clips, batch):
+                torch.stack([cache[frame][0] for frame in window.frames], dim=1, out=clip)  # one copy per frame
             probabilities = self.forward_windows(clips)            # (B, K, T, H, W)
             for window, window_probabilities in zip(batch, probabilities):
                 for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
@@ -175,10 +208,11 @@ class SaliencyEngine:
         """Means and label maps of the finished frames, computed on the device, moved together."""
         if not finished:
             return
-        means = torch.stack([sums.pop(frame) / counts.pop(frame) for frame in finished])  # (F, K, H', W')
-        label_maps = [resize_labels_on(crop_padding(mean.argmax(dim=0), cache[frame][1]).to(torch.uint8),
-                                       cache[frame][2]) for frame, mean in zip(finished, means)]
-        means = means.cpu()
+        means = [sums.pop(frame) / counts.pop(frame) for frame in finished]  # F x (K, H', W')
+        label_maps = [resize_labels_on(crop_padding(labels_of(mean), cache[frame][1]), cache[frame][2]).contiguous()
+                      for frame, mean in zip(finished, means)]
+        if self.device.type != "cpu":
+            means = torch.stack(means).cpu()  # one transfer
         for frame, mean, label_map in zip(finished, means, label_maps):
             _, pad, shape = cache[frame]
             yield FramePrediction(frame, mean, pad, shape, label_map.cpu().numpy())

@@ -8,7 +8,8 @@ Files under results_dir (when given):
                                        them and the files written (COMPLETE_MARKER)
 
 Masks, probabilities and scores are made by a background writer thread while the engine
-predicts the next frames (`write_queue` predictions ahead; background.consume_in_background);
+predicts the next frames (`write_queue` predictions ahead; background.consume_in_background),
+several frames at once by a pool of threads (background.ordered_map);
 its exception is raised in the calling thread, and a sequence's files are all written before its
 marker. A sequence whose marker exists, was made with the same settings (`fingerprint`, protocol, frame
 set, outputs) and whose files all exist is complete: a re-run takes its scores from the marker
@@ -27,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.video import frame_rate_of
-from inference_handlers.background import consume_in_background
+from inference_handlers.background import consume_in_background, host_workers, ordered_map
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
                                           scored_indices, summarise)
 from inference_handlers.writers import write_json, write_mask, write_overlay_video, write_probability
@@ -102,26 +103,35 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
     scored = set(scored_indices(sequence.annotated_indices, settings["frames"]))
     record, written = new_record(protocol), []
 
+    def files_and_values(prediction):
+        """Write one prediction's mask and probability map and score it (run by a pool thread)."""
+        labels = prediction.labels()
+        name = sequence.output_name(prediction.index, settings["mask_names"])
+        probability, files, values = None, [], None
+        if settings["save_probs"] or (prediction.index in scored and PROTOCOLS[protocol].needs_probabilities):
+            probability = prediction.foreground_probability()
+        if results_dir is not None:
+            files.append(write_mask(results_dir, sequence.name, name, labels))
+            if settings["save_probs"]:
+                files.append(results_dir / PROBS_DIR / sequence.name / f"{name}.png")
+                write_probability(files[-1], probability)
+        if prediction.index in scored:
+            ground_truth = sequence.read_mask(prediction.index, prediction.shape) != 0
+            values = score_frame(protocol, labels, probability, ground_truth)
+        return prediction.index, name, labels, files, values
+
     def handled(predictions):
-        """Write masks and probabilities, score; yield (frame, mask) pairs for overlays."""
+        """Write masks and probabilities, score (several frames at once in a pool of threads when
+        writing in the background); yield (frame, mask) pairs for overlays, in frame order."""
+        workers = host_workers() if write_queue > 0 else 1
         with sequence.open_frames() if settings["overlay"] else contextlib.nullcontext() as images:
-            for prediction in predictions:
-                labels = prediction.labels()
-                name = sequence.output_name(prediction.index, settings["mask_names"])
-                probability = None
-                if settings["save_probs"] or (prediction.index in scored and PROTOCOLS[protocol].needs_probabilities):
-                    probability = prediction.foreground_probability()
-                if results_dir is not None:
-                    written.append(write_mask(results_dir, sequence.name, name, labels))
-                    if settings["save_probs"]:
-                        written.append(results_dir / PROBS_DIR / sequence.name / f"{name}.png")
-                        write_probability(written[-1], probability)
-                if prediction.index in scored:
-                    ground_truth = sequence.read_mask(prediction.index, prediction.shape) != 0
-                    add_frame(record, protocol, name, score_frame(protocol, labels, probability, ground_truth))
+            for index, name, labels, files, values in ordered_map(files_and_values, predictions, workers):
+                written.extend(files)
+                if values is not None:
+                    add_frame(record, protocol, name, values)
                 progress.update(1)
                 if settings["overlay"]:
-                    yield images[prediction.index], labels
+                    yield images[index], labels
 
     def write_and_score(predictions) -> None:
         if results_dir is not None and settings["overlay"]:

@@ -21,10 +21,16 @@ For every precision (default: inference.precision) one run, printed to stdout as
     peak_memory_mib         CUDA: max allocated during the forwards; CPU: the process's peak RSS
                             so far (ru_maxrss; run one precision per call for a clean figure)
     end_to_end_frames_per_s run_inference on a generated sequence of --frames JPEG frames of
-                            --height x --width (input.test_resize=unchanged): decoding, the
-                            network, masks written as PNGs (and whatever inference.save_probs /
-                            overlay ask); median of --end-to-end-runs, after the warm-up above;
-                            the config's schedule (inference.dense) decides sparse or dense
+                            --height x --width (input.test_resize=unchanged) with ground truth:
+                            decoding, the network, masks written as PNGs, J and F of every frame
+                            (and whatever inference.save_probs / overlay ask); median of
+                            --end-to-end-runs, after the warm-up above; the config's schedule
+                            (inference.dense) decides sparse or dense. Also per core (the cores
+                            this process may use), the process's CPU ms per frame (all threads;
+                            a figure that a shared machine's other jobs do not change much) and
+                            the J&F reached
+    --null-network          end to end only, the network replaced by NullNetwork (costs next to
+                            nothing): the rate the host side delivers, a ceiling for any device
     train_step_ms           with --train-step: one training step (train.batch_size clips,
                             forward + backward + Adam) at train.precision
 
@@ -43,6 +49,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import platform
 import resource
 import statistics
@@ -54,9 +61,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.io import write_jpeg
+from datasets.io import write_jpeg, write_palette_png
+from datasets.sequence import Sequence
 from datasets.transforms import padding_for
-from datasets.video import index_input
+from datasets.video import index_frame_folder
 from inference_handlers import build_engine
 from inference_handlers.inference import run_inference
 from inference_handlers.writers import write_json
@@ -104,24 +112,49 @@ def peak_memory_mib(device: torch.device) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10, 1)
 
 
-def write_sequence(folder: Path, frames: int, height: int, width: int) -> Path:
-    """`frames` JPEGs of noise with a moving ellipse in folder/benchmark/; returns that folder."""
-    sequence = folder / "benchmark"
+FOREGROUND_RGB = (220, 40, 40)  # the moving ellipse of the generated sequence, on grey noise
+
+
+def write_sequence(folder: Path, frames: int, height: int, width: int) -> Sequence:
+    """`frames` JPEGs of noise with a moving ellipse in folder/benchmark/ and the ellipse as
+    ground truth (palette PNGs in folder/benchmark_masks/, every frame annotated)."""
+    sequence, masks = folder / "benchmark", folder / "benchmark_masks"
     rng = np.random.default_rng(0)
     rows, cols = np.mgrid[:height, :width]
-    background = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    background = rng.integers(0, 256, (height, width, 1), dtype=np.uint8).repeat(3, axis=2)
+    mask_paths = {}
     for index in range(frames):
         image = background.copy()
         center = width * (0.2 + 0.6 * index / max(frames - 1, 1))
-        image[((cols - center) / (width / 8)) ** 2 + ((rows - height / 2) / (height / 5)) ** 2 <= 1] = (220, 40, 40)
+        ellipse = ((cols - center) / (width / 8)) ** 2 + ((rows - height / 2) / (height / 5)) ** 2 <= 1
+        image[ellipse] = FOREGROUND_RGB
         write_jpeg(sequence / f"{index:05d}.jpg", image)
-    return sequence
+        mask_paths[index] = masks / f"{index:05d}.png"
+        write_palette_png(mask_paths[index], ellipse.astype(np.uint8))
+    return dataclasses.replace(index_frame_folder(sequence), mask_paths=mask_paths, ground_truth="generated")
+
+
+class NullNetwork(torch.nn.Module):
+    """A stand-in for the network that costs next to nothing (`--null-network`): foreground logit
+    red - green - 0.35, so it finds the red ellipse of write_sequence on its grey background;
+    (B, 3, T, H, W) -> (B, 2, T, H, W)."""
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        logits = clips.new_empty((clips.shape[0], 2, *clips.shape[2:]))
+        logits[:, 0].zero_()
+        torch.sub(clips[:, 0], clips[:, 1], out=logits[:, 1]).sub_(0.35)
+        return logits
+
+
+def window_of(cfg, height: int, width: int) -> list[int]:
+    """[clip_length, H, W] of the network's window for height x width frames (padded)."""
+    (top, bottom), (left, right) = padding_for(height, width)
+    return [cfg.input.clip_length, height + top + bottom, width + left + right]
 
 
 def measure_network(engine, cfg, device, height: int, width: int, runs: int, warmup: int) -> dict:
     """Latency, throughput and memory of the engine's forward on random windows."""
-    (top, bottom), (left, right) = padding_for(height, width)
-    window = [cfg.input.clip_length, height + top + bottom, width + left + right]
+    window = window_of(cfg, height, width)
     clips = torch.rand(cfg.inference.batch_size, 3, *window, device=device)
     reset_peak_memory(device)
     seconds = median_seconds(lambda: engine.forward_windows(clips), device, runs, warmup)
@@ -133,19 +166,22 @@ def measure_network(engine, cfg, device, height: int, width: int, runs: int, war
 
 
 def measure_end_to_end(engine, cfg, device, height: int, width: int, frames: int, runs: int) -> dict:
-    """Frames per second of run_inference on a generated sequence, files written to a temp folder."""
+    """Frames per second of run_inference on a generated sequence with ground truth (every frame
+    scored with davis2016's J and F), files written to a temp folder."""
     with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
-        (sequence,) = index_input(str(write_sequence(Path(folder), frames, height, width)))
+        sequence = write_sequence(Path(folder), frames, height, width)
         reset_peak_memory(device)
-        times = []
+        times, cpu_times = [], []
         for run in range(runs):
-            start = time.perf_counter()
-            run_inference(engine, [sequence], results_dir=Path(folder) / f"results{run}", show_progress=False,
-                          save_probs=cfg.inference.save_probs, overlay=cfg.inference.overlay,
-                          write_queue=cfg.inference.write_queue)
+            start, cpu_start = time.perf_counter(), time.process_time()
+            summary = run_inference(engine, [sequence], results_dir=Path(folder) / f"results{run}",
+                                    show_progress=False, save_probs=cfg.inference.save_probs,
+                                    overlay=cfg.inference.overlay, write_queue=cfg.inference.write_queue)
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
     return {"end_to_end_frames": frames, "end_to_end_frames_per_s": round(frames / statistics.median(times), 2),
-            "end_to_end_peak_memory_mib": peak_memory_mib(device)}
+            "end_to_end_cpu_ms_per_frame": round(statistics.median(cpu_times) / frames * 1000, 2),
+            "end_to_end_peak_memory_mib": peak_memory_mib(device), "end_to_end_J&F": summary["score"]}
 
 
 def measure_train_step(cfg, device, window: list[int], runs: int, warmup: int) -> dict:
@@ -171,28 +207,33 @@ def measure_train_step(cfg, device, window: list[int], runs: int, warmup: int) -
 
 
 def benchmark(cfg, device, args, precision: str) -> dict:
-    """One JSON-ready row: the network alone, FLOPs, end to end and optionally a training step."""
+    """One JSON-ready row: the network alone, FLOPs, end to end and optionally a training step;
+    with --null-network only end to end, the network replaced by NullNetwork."""
     cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, precision=precision),
                               input=dataclasses.replace(cfg.input, test_resize="unchanged"))
-    model = build_model(cfg.model).to(device)
+    model = (NullNetwork() if args.null_network else build_model(cfg.model)).to(device)
     engine = build_engine(cfg, model, device)
     model.eval()
     row = {"config": cfg.name, "device": str(device), "device_name": device_name(device),
-           "threads": torch.get_num_threads(), "torch": torch.__version__, "precision": precision,
+           "threads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0)),
+           "torch": torch.__version__, "precision": precision, "network": "null" if args.null_network else "config",
            "batch_size": cfg.inference.batch_size, "channels_last": cfg.inference.channels_last,
-           "compile": cfg.inference.compile, "dense": cfg.inference.dense,
-           **measure_network(engine, cfg, device, args.height, args.width, args.runs, args.warmup)}
-    flops = count_flops(lambda: build_model(cfg.model), (1, 3, *row["window"]))
-    row["gflops_per_window"] = round(flops / 1e9, 1)
-    row["tflops_achieved"] = float(f"{flops / (row['ms_per_window'] / 1000) / 1e12:.3g}")
-    if args.peak_tflops:
-        row["peak_tflops"] = args.peak_tflops
-        row["fraction_of_peak"] = float(f"{row['tflops_achieved'] / args.peak_tflops:.3g}")
+           "compile": cfg.inference.compile, "dense": cfg.inference.dense}
+    if not args.null_network:
+        row.update(measure_network(engine, cfg, device, args.height, args.width, args.runs, args.warmup))
+        flops = count_flops(lambda: build_model(cfg.model), (1, 3, *row["window"]))
+        row["gflops_per_window"] = round(flops / 1e9, 1)
+        row["tflops_achieved"] = float(f"{flops / (row['ms_per_window'] / 1000) / 1e12:.3g}")
+        if args.peak_tflops:
+            row["peak_tflops"] = args.peak_tflops
+            row["fraction_of_peak"] = float(f"{row['tflops_achieved'] / args.peak_tflops:.3g}")
     if args.end_to_end_runs:
         row.update(measure_end_to_end(engine, cfg, device, args.height, args.width, args.frames,
                                       args.end_to_end_runs))
-    if args.train_step:
-        row.update(measure_train_step(cfg, device, row["window"], args.runs, args.warmup))
+        row["end_to_end_frames_per_s_per_core"] = round(row["end_to_end_frames_per_s"] / row["cores"], 2)
+    if args.train_step and not args.null_network:
+        row.update(measure_train_step(cfg, device, window_of(cfg, args.height, args.width), args.runs,
+                                      args.warmup))
     return row
 
 
@@ -267,6 +308,9 @@ def parse_args(argv=None):
     parser.add_argument("--no-end-to-end", dest="end_to_end_runs", action="store_const", const=0,
                         help="time the network only")
     parser.add_argument("--train-step", action="store_true", help="also time a training step at train.precision")
+    parser.add_argument("--null-network", action="store_true",
+                        help="end to end only, the network replaced by a stand-in that costs nothing: "
+                             "the frames/s the host side (decoding, averaging, scoring, writing) delivers")
     parser.add_argument("--variants", action="store_true",
                         help="count parameters and FLOPs of every model variant instead of timing")
     parser.add_argument("overrides", nargs="*")

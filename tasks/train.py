@@ -143,6 +143,8 @@ def check_step(loss: float, skipped: bool, progress: Progress, cfg) -> None:
     """Stop a diverged run: a non-finite loss (fp32/bf16), or fp16 steps skipped in a row."""
     if skipped:
         progress.skipped_steps += 1
+        logger.info("iteration %d: fp16 step skipped, its gradients overflowed (%d in a row; the "
+                    "GradScaler lowered the loss scale)", progress.iteration, progress.skipped_steps)
         if progress.skipped_steps >= cfg.train.max_skipped_steps:
             raise UserError(f"training diverged: {progress.skipped_steps} consecutive fp16 steps skipped for "
                             f"overflowing gradients, up to iteration {progress.iteration} (epoch "

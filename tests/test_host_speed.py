@@ -1,0 +1,114 @@
+"""The host side's shortcuts give exactly what the straightforward computations give: labels by
+comparison = argmax (ties, NaN), frames prepared in place = .float() / 255 then padding, F from a
+k-d tree on the masks' box = the toolkit's disk dilation on whole frames, the thread pool's
+results in order; and `tasks.benchmark --null-network` measures the host side with ground truth."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import binary_dilation
+
+from datasets.transforms import pad_clip, padding_for, prepare_test_frame
+from inference_handlers.background import ordered_map
+from inference_handlers.engine import labels_of
+from inference_handlers.metrics import boundary_f, boundary_radius, disk, seg2bmap
+from tasks import benchmark
+
+from conftest import TINY_CONFIG
+
+
+def test_two_class_labels_equal_argmax_including_ties_and_nan():
+    generator = torch.Generator().manual_seed(0)
+    mean = torch.randint(0, 4, (2, 37, 53), generator=generator).float() / 4  # many exact ties
+    mean[0, :3, :5], mean[1, 2:6, 4:9] = float("nan"), float("nan")        # NaN in one or both channels
+    expected = mean.argmax(dim=0).to(torch.uint8)
+    assert int((mean[0] == mean[1]).sum()) > 100
+    assert torch.equal(labels_of(mean), expected)
+    three = torch.rand(3, 8, 9, generator=generator)
+    assert torch.equal(labels_of(three), three.argmax(dim=0).to(torch.uint8))
+
+
+@pytest.mark.parametrize("shape", [(64, 96), (45, 70), (33, 31)])
+def test_prepared_frame_equals_float_division_then_padding(shape):
+    image = np.random.default_rng(1).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    tensor, pad = prepare_test_frame(image, "unchanged", None)
+    expected = pad_clip(torch.from_numpy(image).permute(2, 0, 1).float() / 255, padding_for(*shape))
+    assert pad == padding_for(*shape) and torch.equal(tensor, expected)
+
+
+def toolkit_boundary_f(prediction, ground_truth):
+    """davis2017-evaluation's f_measure written out: boundaries dilated by the disk (cv2.dilate
+    there, scipy's binary dilation here) on whole frames."""
+    pred_boundary, gt_boundary = seg2bmap(prediction), seg2bmap(ground_truth)
+    footprint = disk(boundary_radius(prediction.shape))
+    gt_dilated = binary_dilation(gt_boundary, structure=footprint)
+    pred_dilated = binary_dilation(pred_boundary, structure=footprint)
+    n_pred, n_gt = pred_boundary.sum(), gt_boundary.sum()
+    if n_pred == 0 and n_gt > 0:
+        precision, recall = 1.0, 0.0
+    elif n_pred > 0 and n_gt == 0:
+        precision, recall = 0.0, 1.0
+    elif n_pred == 0 and n_gt == 0:
+        precision, recall = 1.0, 1.0
+    else:
+        precision = np.sum(pred_boundary & gt_dilated) / n_pred
+        recall = np.sum(gt_boundary & pred_dilated) / n_gt
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def random_masks(rng, shape):
+    """Blobs that touch the edges or not, noise (the distance-transform path), empty and full."""
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    for _ in range(6):
+        center, radii = rng.uniform(-10, shape[0] + 10, 2), rng.uniform(3, shape[0], 2)
+        yield (((rows - center[0]) / radii[0]) ** 2 + ((cols - center[1] * 1.5) / radii[1]) ** 2 <= 1).astype(np.uint8)
+    yield (rng.random(shape) > 0.5).astype(np.uint8)
+    yield np.zeros(shape, np.uint8)
+    yield np.ones(shape, np.uint8)
+    corner = np.zeros(shape, np.uint8)
+    corner[-1, -1] = 1
+    yield corner
+
+
+def test_boundary_f_equals_the_toolkit_dilation_on_whole_frames():
+    rng = np.random.default_rng(2)
+    shape = (48, 70)
+    masks = list(random_masks(rng, shape))
+    for prediction in masks:
+        for ground_truth in masks:
+            assert boundary_f(prediction, ground_truth) == pytest.approx(
+                toolkit_boundary_f(prediction, ground_truth), abs=1e-12)
+
+
+def test_ordered_map_keeps_the_order_and_raises_the_original_exception():
+    failure = ValueError("frame 7")
+    names = set()
+
+    def slow_square(value):
+        names.add(threading.current_thread().name)
+        if value == 7:
+            raise failure
+        return value * value
+
+    assert list(ordered_map(slow_square, range(7), workers=3)) == [v * v for v in range(7)]
+    assert any(name.startswith("host-worker") for name in names)
+    results = []
+    with pytest.raises(ValueError) as raised:
+        for value in ordered_map(slow_square, range(20), workers=3):
+            results.append(value)
+    assert raised.value is failure and results == [v * v for v in range(7)]
+
+
+def test_null_network_benchmark_scores_ground_truth_and_reports_per_core(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status = benchmark.main(["-c", str(TINY_CONFIG), "--height", "48", "--width", "90", "--frames", "9",
+                             "--null-network", "--end-to-end-runs", "1", "name=host"])
+    assert status == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["network"] == "null" and "ms_per_window" not in row
+    assert row["end_to_end_frames"] == 9 and row["end_to_end_cpu_ms_per_frame"] > 0
+    assert row["end_to_end_frames_per_s_per_core"] == pytest.approx(row["end_to_end_frames_per_s"] / row["cores"], abs=0.01)
+    assert row["end_to_end_J&F"] > 0.9  # the stand-in finds the ellipse that the ground truth holds
