@@ -13,7 +13,7 @@ from inference_handlers.inference import run_inference
 from network import build_model
 from utils.config import load_config
 
-from conftest import TINY_CONFIG, write_mini_davis
+from conftest import TINY_CONFIG, masks_in, mean_j, write_mini_davis
 
 
 class PositionModel(torch.nn.Module):
@@ -102,7 +102,8 @@ def test_labels_are_cropped_and_resized_to_the_frame(tmp_path, mini_davis):
         assert image.mode == "P" and image.size == (112, 64)
         assert set(np.unique(np.asarray(image))) <= {0, 1}
         assert image.getpalette()[3:6] == [128, 0, 0]
-    assert 0 <= summary["mean_J"] <= 1 and summary["num_frames"] == 10
+    annotations = {"bear": masks_in(mini_davis / "Annotations_unsupervised/480p/bear")}
+    assert summary["num_frames"] == 10 and summary["mean_J"] == pytest.approx(mean_j(tmp_path, annotations))
 
 
 def test_device_resize_of_labels_equals_pil_nearest():
