@@ -33,8 +33,8 @@ from loss.segmentation import clip_iou
 from network import build_model
 from network.weights import load_backbone_weights, load_model_weights, load_weights
 from tasks.clip_images import clip_overlay
-from tasks.distributed import (barrier, gather_objects, gather_rows, is_initialized, is_main_process,
-                               parameters_digest, shard, world_size)
+from tasks.distributed import (barrier, broadcast_buffers, gather_objects, gather_rows, is_initialized,
+                               is_main_process, parameters_digest, shard, world_size)
 from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
                           rank_rng_states, restore_rng_states, resume_path, rng_states)
 from tasks.schedule import build_optimizer, build_scheduler
@@ -205,7 +205,9 @@ def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: S
 def validate(engine, sequences, cfg, writer, epoch: int) -> dict:
     """Every rank scores its share of the test sequences with the test set's protocol; returns
     the summary of all of them (its "score" is the protocol's headline, "score_name" its name:
-    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done)."""
+    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done). Every rank
+    validates with rank 0's BatchNorm statistics, the ones its checkpoint keeps."""
+    broadcast_buffers(engine.model)
     summary = run_inference(engine, shard(sequences), results_dir=None, show_progress=False,
                             protocol=protocol_for(cfg.inference.protocol, cfg.data.test),
                             frames=cfg.inference.eval_frames)

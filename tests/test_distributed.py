@@ -1,6 +1,7 @@
 """Two processes under torchrun (gloo on CPU): identical weights on both ranks, files from rank 0
 only, the logged loss is the mean of the ranks' losses, validation split across the ranks."""
 
+import json
 import os
 import re
 import subprocess
@@ -8,7 +9,9 @@ import sys
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import main
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from tasks.distributed import gather_rows, is_initialized, parameters_digest, shard
 from network import build_model
@@ -70,3 +73,17 @@ def test_a_single_process_has_no_process_group_and_collectives_are_identities():
     assert shard([1, 2, 3]) == [1, 2, 3]
     values = torch.tensor([0.5, 1.0])
     assert torch.equal(gather_rows(values), values[None].double())
+
+
+def test_validation_split_across_ranks_scores_what_one_process_scores(torchrun_run, tmp_path, monkeypatch):
+    folder, _ = torchrun_run
+    events = EventAccumulator(str(folder / "saved_models/tiny/tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    validated = {tag.removeprefix("val/"): events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]
+                 if tag.startswith("val/")}
+    monkeypatch.chdir(tmp_path)  # one process, the weights validated at epoch 2, the same test set
+    assert main.main(["-c", str(TINY_CONFIG), "--task", "infer", "--wts", str(folder / "saved_models/tiny/last.pth"),
+                      f"data.test_root={folder / 'DAVIS'}"]) == 0
+    metrics = json.loads((tmp_path / "results/tiny/metrics.json").read_text())["metrics"]
+    assert validated.keys() == metrics.keys() and "J&F" in metrics
+    assert validated == pytest.approx(metrics, rel=1e-6, abs=1e-7)  # tensorboard keeps float32
