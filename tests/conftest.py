@@ -15,6 +15,29 @@ from datasets.io import write_jpeg, write_palette_png  # noqa: E402
 TINY_CONFIG = REPO_ROOT / "tests" / "configs" / "tiny.yaml"
 
 
+def fail_if_a_package_is_missing(report) -> None:
+    """A test or module skipped by pytest.importorskip ("could not import ...") fails instead:
+    every package the tests use is in requirements.txt, so a missing one is a broken install,
+    not a reason to test less. Other skips (no CUDA device, running as root) stay skips."""
+    if report.skipped and "could not import" in str(report.longrepr):
+        report.outcome = "failed"
+        report.longrepr = f"a package the tests need is missing (pip install -r requirements.txt): {report.longrepr}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    fail_if_a_package_is_missing(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    fail_if_a_package_is_missing(report)
+    return report
+
+
 def write_mini_davis(root: Path, names=("bear", "cows"), num_frames=10, height=64, width=112) -> Path:
     """A DAVIS tree: noise frames with a moving ellipse, palette masks, ImageSets 2016 and 2017."""
     rng = np.random.default_rng(0)

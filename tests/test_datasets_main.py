@@ -15,6 +15,8 @@ from conftest import REPO_ROOT, TINY_CONFIG, mean_j
 from data_trees import (moving_objects, write_coco, write_davis2016, write_fbms_official, write_visal_flat,
                         write_visal_toolbox, write_youtube_vos)
 
+pytestmark = pytest.mark.slow  # trains the tiny model on every source, runs the paper's test configs
+
 NO_VALIDATION = ["train.validate_every=0"]
 TINY_MODEL = ["device=cpu", "model.depths=[1,1,1,1]", "model.width=8", "model.decoder_width=16",
               "model.backbone_weights=\"\"", "train.precision=fp32", "input.test_resize=unchanged"]

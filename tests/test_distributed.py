@@ -17,6 +17,8 @@ from tasks.distributed import gather_rows, is_initialized, parameters_digest, sh
 from network import build_model
 from utils.config import load_config
 
+pytestmark = pytest.mark.slow  # torchrun with two processes
+
 
 @pytest.fixture(scope="module")
 def torchrun_run(tmp_path_factory):

@@ -150,6 +150,7 @@ def test_inference_precision_sets_autocast_under_inference_mode(mini_davis, prec
     assert model.states and set(model.states) == {(autocast, True)}
 
 
+@pytest.mark.slow
 def test_bf16_masks_of_a_real_tiny_network_agree_with_fp32(tmp_path):
     """The tiny 3DC-Seg (CSN depths 1,1,1,1, random weights) in bf16 autocast against fp32.
 
@@ -197,6 +198,7 @@ def test_channels_last_converts_weights_and_keeps_the_probabilities(mini_davis):
         assert torch.allclose(prediction.probabilities, expected.probabilities, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_failed_compilation_falls_back_to_eager_with_one_warning(mini_davis, caplog):
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")
     engine = make_engine("shift_back", compile=True)

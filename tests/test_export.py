@@ -12,6 +12,8 @@ from utils.config import load_config, to_dict
 
 from conftest import TINY_CONFIG
 
+pytestmark = pytest.mark.slow  # torch.export and ONNX export
+
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path):

@@ -11,6 +11,8 @@ import torch
 import main
 from conftest import REPO_ROOT, TINY_CONFIG, masks_in, mean_j
 
+pytestmark = pytest.mark.slow  # trains, and starts main.py in subprocesses
+
 
 @pytest.fixture
 def tiny_args(mini_davis):

@@ -14,6 +14,8 @@ import main
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
 
+pytestmark = pytest.mark.slow  # trains the tiny model about ten times, one of them in a subprocess
+
 ITERATIONS = 6  # 2 epochs of 3 batches
 
 

@@ -196,6 +196,7 @@ def one_clip_davis(tmp_path_factory):
                             height=64, width=64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone, inter, refine, decoder_width", VARIANTS, ids=IDS)
 def test_original_checkpoint_of_each_variant_loads_through_wts(
         tmp_path, monkeypatch, caplog, one_clip_davis, backbone, inter, refine, decoder_width):
