@@ -189,6 +189,7 @@ class TinyConvNet(torch.nn.Module):
         return self.conv(clip)
 
 
+@pytest.mark.slow
 def test_channels_last_converts_weights_and_keeps_the_probabilities(mini_davis):
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")
     plain = list(make_engine("shift_back", model=TinyConvNet()).predict(sequence))
