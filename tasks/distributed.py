@@ -118,6 +118,15 @@ def broadcast_object(value, source: int = 0):
     return holder[0]
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank. DistributedDataParallel
+    copies them from rank 0 only before each forward, so after a training step every rank holds
+    statistics updated with its own batch, and checkpoints hold rank 0's."""
+    if is_initialized():
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def gather_rows(values: torch.Tensor) -> torch.Tensor:
     """float64 (world_size, n) on the CPU: every rank's 1-D `values`, on every rank, in one
     collective (the only host sync of a training step)."""

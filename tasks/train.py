@@ -32,8 +32,8 @@ from loss.segmentation import clip_iou
 from network import build_model
 from network.weights import load_backbone_weights, load_model, load_weights
 from tasks.clip_images import clip_overlay
-from tasks.distributed import (barrier, gather_objects, gather_rows, is_initialized, is_main_process,
-                               parameters_digest, shard, world_size)
+from tasks.distributed import (barrier, broadcast_buffers, gather_objects, gather_rows, is_initialized,
+                               is_main_process, parameters_digest, shard, world_size)
 from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
                           rank_rng_states, read_resume_checkpoint, restore_rng_states, resume_path, rng_states)
 from tasks.schedule import build_optimizer, build_scheduler
@@ -207,8 +207,10 @@ def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: S
 def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> dict | None:
     """Every rank scores its share of the test sequences with the test set's protocol; returns
     the summary of all of them (its "score" is the protocol's headline, "score_name" its name:
-    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done). None when
-    a SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
+    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done). Every rank
+    validates with rank 0's BatchNorm statistics, the ones its checkpoint keeps. None when a
+    SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
+    broadcast_buffers(engine.model)
     logger.info("validating epoch %d on %d test sequences", epoch, len(sequences))
     summaries = []
     for sequence in shard(sequences):

@@ -8,6 +8,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from torchvision.models.video import resnet as video
 
 from network.backbone_formats import BACKBONE_FORMATS, backbone_key_table
 from network.csn import CSN152_DEPTHS, csn_ip, csn_ir
@@ -135,7 +136,6 @@ def test_full_size_caffe2_table_uses_stage_starts_0_3_11_47():
 
 
 def test_full_size_vmz_pytorch_table_matches_torchvision_videoresnet():
-    video = pytest.importorskip("torchvision.models.video.resnet")
 
     class Depthwise(torch.nn.Conv3d):  # VMZ's Conv3DDepthwise (pt/vmz/models/utils.py)
         def __init__(self, in_planes, out_planes, midplanes=None, stride=1, padding=1):

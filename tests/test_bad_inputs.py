@@ -145,6 +145,7 @@ def test_sequence_without_frames_is_named(tmp_path, monkeypatch, capsys, args, d
     assert "'cows' has no frames" in line and str(data_root / "JPEGImages/480p/cows") in line
 
 
+@pytest.mark.slow
 def test_corrupt_jpeg_read_by_a_dataloader_worker_is_named(tmp_path, args, data_root):
     """The last frame (the index checks the first one): the worker meets it while training."""
     corrupt = data_root / "JPEGImages/480p/bear/00007.jpg"
@@ -332,6 +333,7 @@ def test_disk_full_while_writing_a_mask(tmp_path, monkeypatch, capsys, args, tin
         Image.open(tmp_path / "results/tiny/bear" / name).load()
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys, args):
     monkeypatch.chdir(tmp_path)
     save, calls = torch.save, {"count": 0}
@@ -351,6 +353,7 @@ def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, m
     assert sorted(path.name for path in (tmp_path / "saved_models/tiny").glob(".last.pth*")) == []
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys, args):
     monkeypatch.chdir(tmp_path)
     cross_entropy, calls = LOSSES["ce"], {"count": 0}
@@ -368,6 +371,7 @@ def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_good_checkpoint(tmp_
     assert all(torch.isfinite(value).all() for value in checkpoint["model"].values() if value.is_floating_point())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task, folder", [("train", "saved_models/tiny"), ("infer", "results/tiny")])
 def test_second_process_writing_into_the_same_output_folder_is_refused(tmp_path, args, tiny_weights, task, folder):
     """While one process writes into the output folder (here: the test holds its lock), main.py

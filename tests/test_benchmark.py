@@ -1,20 +1,48 @@
 """python -m tasks.benchmark: one JSON line per precision with latency, throughput, FLOPs,
-memory and end-to-end speed, on the tiny model."""
+memory and end-to-end speed; FLOPs (network/cost.py) against counts derived by hand."""
 
 import json
 
 import pytest
+import torch
 
-from network import build_model
 from network.cost import count_flops
 from tasks import benchmark
-from utils.config import load_config
 
 from conftest import TINY_CONFIG
 
 
+@pytest.mark.parametrize("build, clip_shape, expected", [
+    # output voxels x output channels x multiply-adds per output (in channels / groups x kernel volume) x 2
+    (lambda: torch.nn.Conv3d(3, 4, 3, padding=1), (1, 3, 2, 4, 4), (2 * 4 * 4) * 4 * (3 * 27) * 2),
+    # stride 2 with padding 1: (4, 8, 8) -> (2, 4, 4); the bias adds nothing
+    (lambda: torch.nn.Conv3d(4, 8, 3, stride=2, padding=1), (1, 4, 4, 8, 8), (2 * 4 * 4) * 8 * (4 * 27) * 2),
+    # depthwise (groups = channels), batch of 2: each output sees one input channel
+    (lambda: torch.nn.Conv3d(8, 8, 3, padding=1, groups=8), (2, 8, 4, 8, 8), 2 * (4 * 8 * 8) * 8 * (1 * 27) * 2),
+    # transposed: every input voxel and input channel is spread over out channels x kernel volume
+    (lambda: torch.nn.ConvTranspose3d(4, 2, (1, 4, 4), stride=(1, 2, 2), padding=(0, 1, 1)), (1, 4, 2, 4, 4),
+     (2 * 4 * 4) * 4 * 2 * (1 * 4 * 4) * 2),
+    (lambda: torch.nn.Linear(5, 7), (3, 5), 3 * 7 * 5 * 2),
+    # normalisation, activations and resizes are left out (network/cost.py): the 1x1x1 convolution only
+    (lambda: torch.nn.Sequential(torch.nn.Conv3d(3, 4, 1, bias=False), torch.nn.BatchNorm3d(4), torch.nn.ReLU()),
+     (1, 3, 2, 4, 4), (2 * 4 * 4) * 4 * 3 * 2),
+    (lambda: torch.nn.BatchNorm3d(4), (1, 4, 2, 4, 4), 0),
+    (lambda: torch.nn.Upsample(scale_factor=2, mode="trilinear"), (1, 3, 2, 4, 4), 0),
+])
+def test_flop_count_of_single_layers_equals_the_hand_count(build, clip_shape, expected):
+    assert count_flops(build, clip_shape) == expected
+
+
+class TwoConvolutions(torch.nn.Sequential):
+    """A stand-in network whose FLOPs are easy to count: 3 -> 64 -> 2 channels, 3x3x3 kernels."""
+
+    def __init__(self, model_config=None):
+        super().__init__(torch.nn.Conv3d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(64, 2, 3, padding=1))
+
+
 def test_benchmark_prints_one_json_line_per_precision(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(benchmark, "build_model", TwoConvolutions)
     status = benchmark.main(["-c", str(TINY_CONFIG), "--height", "40", "--width", "70", "--precision", "fp32", "fp16",
                              "--runs", "1", "--warmup", "0", "--frames", "6", "--end-to-end-runs", "1",
                              "--peak-tflops", "2", "name=bench", "inference.batch_size=2",
@@ -22,16 +50,15 @@ def test_benchmark_prints_one_json_line_per_precision(tmp_path, monkeypatch, cap
     assert status == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["precision"] for row in lines] == ["fp32", "fp16"]
-    cfg = load_config(TINY_CONFIG)
-    flops = count_flops(lambda: build_model(cfg.model), (1, 3, 8, 64, 96))
+    flops = (8 * 64 * 96) * (64 * 3 * 27 + 2 * 64 * 27) * 2  # window 8 x 40 x 70 padded to multiples of 32
     for row in lines:
         assert row["window"] == [8, 64, 96] and row["batch_size"] == 2 and row["device"] == "cpu"
         assert row["torch"] and row["device_name"] and row["threads"] >= 1
         assert row["frames_per_s_sparse"] == pytest.approx(6 * row["frames_per_s_dense"], rel=0.01)  # 8 - 2 new frames
         assert row["frames_per_s_dense"] == pytest.approx(1000 / row["ms_per_window"], rel=0.01)
-        assert row["gflops_per_window"] == round(flops / 1e9, 1)
-        assert row["tflops_achieved"] == pytest.approx(flops / row["ms_per_window"] / 1e9, rel=0.01)
-        assert row["fraction_of_peak"] == pytest.approx(row["tflops_achieved"] / 2, rel=0.01)
+        assert row["gflops_per_window"] == 0.8  # 0.849 GFLOPs
+        assert row["tflops_achieved"] == pytest.approx(flops / 1e12 / (row["ms_per_window"] / 1000), rel=0.01)
+        assert row["fraction_of_peak"] == pytest.approx(flops / 1e12 / (row["ms_per_window"] / 1000) / 2, rel=0.01)
         assert row["peak_memory_mib"] > 0 and row["end_to_end_frames"] == 6 and row["end_to_end_frames_per_s"] > 0
     assert json.loads((tmp_path / "results" / "bench" / "benchmark.json").read_text()) == lines
 

@@ -40,6 +40,7 @@ def test_clip_dataset_sample_layout_and_padding(mini_davis):
     assert set(sample["masks"].unique().tolist()) == {0, 1}
 
 
+@pytest.mark.slow
 def test_clip_dataset_redraws_clips_every_epoch_reproducibly(mini_davis):
     def frames(epoch):
         dataset = ClipDataset(index_davis(mini_davis, "2017/train.txt"), clip_length=4,

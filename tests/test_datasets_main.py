@@ -8,9 +8,14 @@ import pytest
 import torch
 
 import main
-from conftest import REPO_ROOT, TINY_CONFIG
-from data_trees import (write_coco, write_davis2016, write_fbms_official, write_visal_flat,
+from network import build_model
+from utils.config import load_config
+
+from conftest import REPO_ROOT, TINY_CONFIG, mean_j
+from data_trees import (moving_objects, write_coco, write_davis2016, write_fbms_official, write_visal_flat,
                         write_visal_toolbox, write_youtube_vos)
+
+pytestmark = pytest.mark.slow  # trains the tiny model on every source, runs the paper's test configs
 
 NO_VALIDATION = ["train.validate_every=0"]
 TINY_MODEL = ["device=cpu", "model.depths=[1,1,1,1]", "model.width=8", "model.decoder_width=16",
@@ -32,6 +37,24 @@ def youtube_vos_checkpoint(tmp_path_factory):
         checkpoint = train(["data.train=youtube_vos", f"data.train_root={root}", "data.train_split=train",
                             "data.clips_per_sequence=2", "train.epochs=1"])
     return checkpoint, work / "saved_models/tiny/last.pth"
+
+
+@pytest.fixture(scope="module")
+def split_weights(youtube_vos_checkpoint, tmp_path_factory):
+    """That checkpoint with the classifier's foreground bias moved by the median logit difference
+    on a random clip: its masks cover about half of a frame, so that J depends on which ground
+    truth a mask is scored against (the trained model's masks are empty: J = 0 everywhere)."""
+    checkpoint, _ = youtube_vos_checkpoint
+    model = build_model(load_config(TINY_CONFIG).model)
+    model.load_state_dict(checkpoint["model"])
+    with torch.no_grad():
+        logits = model.eval()(torch.rand(1, 3, 8, 48, 64, generator=torch.Generator().manual_seed(0)))
+    bias = checkpoint["model"]["decoders.0.pred2.bias"].clone()
+    bias[1] -= (logits[0, 1] - logits[0, 0]).median()
+    checkpoint["model"]["decoders.0.pred2.bias"] = bias
+    path = tmp_path_factory.mktemp("split_weights") / "split.pth"
+    torch.save(checkpoint, path)
+    return path
 
 
 def test_training_on_youtube_vos(youtube_vos_checkpoint):
@@ -72,30 +95,45 @@ def mask_count(folder) -> int:
     return len(list(folder.glob("*.png")))
 
 
-def test_fbms_config_on_the_official_download(tmp_path, monkeypatch, youtube_vos_checkpoint):
+def drawn_objects(annotated: dict, num_objects: int = 1) -> dict:
+    """{sequence: {mask name: the objects the tree's writer drew in frame `index`}} from
+    {sequence: {mask name: index}}."""
+    return {sequence: {name: moving_objects(index, num_objects=num_objects)[1] for name, index in frames.items()}
+            for sequence, frames in annotated.items()}
+
+
+def test_fbms_config_on_the_official_download(tmp_path, monkeypatch, split_weights):
     monkeypatch.chdir(tmp_path)
     root = write_fbms_official(tmp_path / "FBMS")
-    metrics = infer("bmvc_fbms.yaml", root, youtube_vos_checkpoint[1])
+    metrics = infer("bmvc_fbms.yaml", root, split_weights)
     for sequence in ("cars1", "tennis"):
         assert mask_count(tmp_path / "results/bmvc_fbms" / sequence) == 7  # every frame
     assert metrics["num_frames"] == 6  # 3 annotated frames per sequence are scored
-    assert 0 <= metrics["mean_J"] <= 1
+    annotated = {name: {f"{n:05d}": n for n in (1, 4, 7)} for name in ("cars1", "tennis")}  # original_index
+    assert metrics["mean_J"] == pytest.approx(mean_j(tmp_path / "results/bmvc_fbms", drawn_objects(annotated, 2)))
 
 
 @pytest.mark.parametrize("writer", [write_visal_flat, write_visal_toolbox])
-def test_visal_config_on_both_layouts(tmp_path, monkeypatch, youtube_vos_checkpoint, writer):
+def test_visal_config_on_both_layouts(tmp_path, monkeypatch, split_weights, writer):
     monkeypatch.chdir(tmp_path)
     root = writer(tmp_path / "ViSal")
-    metrics = infer("bmvc_visal.yaml", root, youtube_vos_checkpoint[1])
+    metrics = infer("bmvc_visal.yaml", root, split_weights)
     frames = {"boat": 4, "boat2": 3} if writer is write_visal_flat else {"car": 5, "cat": 5}
     for sequence, count in frames.items():
         assert mask_count(tmp_path / "results/bmvc_visal" / sequence) == count
-    assert metrics["num_frames"] == 4 and 0 <= metrics["mean_J"] <= 1
+    if writer is write_visal_flat:  # masks named by position (original_index); ground truth of every second frame
+        annotated = {name: {"00000": 0, "00002": 2} for name in ("boat", "boat2")}
+    else:  # frames 1 to 5, ground truth of the first and the last
+        annotated = {name: {"00000": 1, "00004": 5} for name in ("car", "cat")}
+    assert metrics["num_frames"] == 4
+    assert metrics["mean_J"] == pytest.approx(mean_j(tmp_path / "results/bmvc_visal", drawn_objects(annotated)))
 
 
-def test_final_config_on_a_davis2016_tree(tmp_path, monkeypatch, youtube_vos_checkpoint):
+def test_final_config_on_a_davis2016_tree(tmp_path, monkeypatch, split_weights):
     monkeypatch.chdir(tmp_path)
     root = write_davis2016(tmp_path / "DAVIS")
-    metrics = infer("bmvc_final.yaml", root, youtube_vos_checkpoint[1])  # 2016/val.txt -> ImageSets/480p/val.txt
+    metrics = infer("bmvc_final.yaml", root, split_weights)  # 2016/val.txt -> ImageSets/480p/val.txt
     assert mask_count(tmp_path / "results/bmvc_final/blackswan") == 6
-    assert metrics["num_frames"] == 12 and 0 <= metrics["mean_J"] <= 1
+    annotated = {name: {f"{i:05d}": i for i in range(6)} for name in ("blackswan", "camel")}
+    assert metrics["num_frames"] == 12
+    assert metrics["mean_J"] == pytest.approx(mean_j(tmp_path / "results/bmvc_final", drawn_objects(annotated)))

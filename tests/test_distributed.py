@@ -3,6 +3,7 @@ only, the logged loss is the mean of the ranks' losses, validation split across 
 as users do: on a fresh synthetic data root with DataLoader workers, a launcher killed and the
 same command run again at once, and two launchers on this machine acting as two nodes."""
 
+import json
 import os
 import re
 import signal
@@ -14,13 +15,17 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import main
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from datasets.synthetic import MARKER, TMP_INFIX
 from tasks.distributed import gather_rows, is_initialized, parameters_digest, shard
 from network import build_model
 from utils.config import load_config
 from test_resume import assert_same_training_state
+
+pytestmark = pytest.mark.slow  # torchrun with two processes
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +211,17 @@ def test_two_nodes_train_and_resume_after_either_launcher_is_killed(tmp_path, fr
               for path in [folder / "saved_models/tiny/last.pth"] if path.is_file()]
     final = max(finals, key=lambda checkpoint: checkpoint["iteration"])
     assert_same_training_state(final, torch.load(fresh_root_run / "saved_models/tiny/last.pth", weights_only=True))
+
+
+def test_validation_split_across_ranks_scores_what_one_process_scores(torchrun_run, tmp_path, monkeypatch):
+    folder, _ = torchrun_run
+    events = EventAccumulator(str(folder / "saved_models/tiny/tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    validated = {tag.removeprefix("val/"): events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]
+                 if tag.startswith("val/")}
+    monkeypatch.chdir(tmp_path)  # one process, the weights validated at epoch 2, the same test set
+    assert main.main(["-c", str(TINY_CONFIG), "--task", "infer", "--wts", str(folder / "saved_models/tiny/last.pth"),
+                      f"data.test_root={folder / 'DAVIS'}"]) == 0
+    metrics = json.loads((tmp_path / "results/tiny/metrics.json").read_text())["metrics"]
+    assert validated.keys() == metrics.keys() and "J&F" in metrics
+    assert validated == pytest.approx(metrics, rel=1e-6, abs=1e-7)  # tensorboard keeps float32

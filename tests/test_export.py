@@ -1,6 +1,7 @@
 """`python -m tasks.export`: the exported network (torch.export and ONNX) computes what the eager
 model computes, at sizes other than the one it was traced with."""
 
+import onnxruntime
 import pytest
 import torch
 
@@ -10,6 +11,8 @@ from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 
 from conftest import TINY_CONFIG
+
+pytestmark = pytest.mark.slow  # torch.export and ONNX export
 
 
 @pytest.fixture
@@ -24,7 +27,6 @@ def tiny_checkpoint(tmp_path):
 
 @torch.no_grad()
 def test_exported_program_and_onnx_match_eager_at_new_sizes(tmp_path, monkeypatch, tiny_checkpoint):
-    onnxruntime = pytest.importorskip("onnxruntime")
     model, weights = tiny_checkpoint
     monkeypatch.chdir(tmp_path)
     assert export.main(["-c", str(TINY_CONFIG), "--wts", str(weights), "--check-height", "64",

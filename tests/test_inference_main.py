@@ -24,6 +24,7 @@ def tiny_weights(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_input_video_needs_no_data_and_matches_the_python_segmenter(tmp_path, monkeypatch, tiny_weights):
     root = write_mini_davis(tmp_path / "DAVIS", names=("bear",))
     video = write_video(tmp_path / "walk.mp4", [read_rgb(p) for p in sorted(root.glob("JPEGImages/480p/bear/*.jpg"))])
@@ -52,6 +53,7 @@ def test_input_goes_with_task_infer_only(tmp_path, tiny_weights, capsys):
     assert status == 2 and "--input goes with --task infer" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, writer, split, expected", [
     ("fbms", write_fbms_official, "Testset", ["protocol fbms", "overall: J "]),
     ("visal", write_visal_flat, "unused", ["protocol saliency", "maxF", "F_pooled_beta1"]),

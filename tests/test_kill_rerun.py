@@ -40,6 +40,8 @@ from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from test_resume import assert_same_optimizer_state, assert_same_training_state
 from test_video import decode_all
 
+pytestmark = pytest.mark.slow  # kills and reruns training and inference in subprocesses
+
 logger = logging.getLogger(__name__)
 
 KILLS = 3                  # killed runs before the run that finishes

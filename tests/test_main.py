@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import main
-from conftest import REPO_ROOT, TINY_CONFIG
+from conftest import REPO_ROOT, TINY_CONFIG, masks_in, mean_j
+
+pytestmark = pytest.mark.slow  # trains, and starts main.py in subprocesses
 
 
 @pytest.fixture
@@ -18,7 +20,7 @@ def tiny_args(mini_davis):
             "data.clips_per_sequence=2"]
 
 
-def test_train_then_infer_writes_checkpoint_masks_and_metrics(tmp_path, monkeypatch, tiny_args):
+def test_train_then_infer_writes_checkpoint_masks_and_metrics(tmp_path, monkeypatch, tiny_args, mini_davis, caplog):
     monkeypatch.chdir(tmp_path)
     assert main.main(tiny_args + ["--task", "train"]) == 0
     checkpoint = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
@@ -32,10 +34,15 @@ def test_train_then_infer_writes_checkpoint_masks_and_metrics(tmp_path, monkeypa
         assert len(list((tmp_path / "results/tiny" / sequence).glob("*.png"))) == 10
     metrics = json.loads((tmp_path / "results/tiny/metrics.json").read_text())
     assert "clips_per_sequence: 2" in (tmp_path / "results/tiny/config.yaml").read_text()
-    assert set(metrics["sequences"]) == {"bear", "cows"} and 0 <= metrics["mean_J"] <= 1
-    assert metrics["num_frames"] == 20
+    assert set(metrics["sequences"]) == {"bear", "cows"} and metrics["num_frames"] == 20
+    annotations = {sequence: masks_in(mini_davis / "Annotations_unsupervised/480p" / sequence)
+                   for sequence in ("bear", "cows")}
+    assert metrics["mean_J"] == pytest.approx(mean_j(tmp_path / "results/tiny", annotations))
 
-    assert main.main(tiny_args + ["--task", "eval", "--wts", "saved_models/tiny/last.pth"]) == 0
+    caplog.set_level("INFO")  # eval: the same scores, no files
+    assert main.main(tiny_args + ["--task", "eval", "--wts", "saved_models/tiny/last.pth", "name=again"]) == 0
+    assert f"J&F {metrics['score']:.4f}, mean J {metrics['mean_J']:.4f}" in caplog.text
+    assert not (tmp_path / "results/again/metrics.json").exists()
 
 
 def run_main(args, cwd):

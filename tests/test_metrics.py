@@ -1,9 +1,13 @@
 """Measures against hand-computed small cases, and summaries of per-frame records."""
 
 import json
+import warnings
 
+import cv2
 import numpy as np
+import py_sod_metrics
 import pytest
+from skimage import morphology
 
 from inference_handlers.metrics import (boundary_f, boundary_radius, max_f_from_histograms, region_similarity,
                                         saliency_frame, seg2bmap, statistics)
@@ -140,16 +144,63 @@ def test_merged_shards_equal_the_whole_set():
         merge_summaries([whole, shards[1]])
 
 
-def test_saliency_shards_merge_exactly():
-    truth = square(5, 5)
-    rng = np.random.default_rng(1)
-    frames = [(rng.integers(0, 256, truth.shape, dtype=np.uint8), truth) for _ in range(4)]
-    records = {"a": saliency_record(frames[:1]), "b": saliency_record(frames[1:])}
-    whole = summarise(records, "saliency", "all")
-    merged = merge_summaries([summarise({"a": records["a"]}, "saliency", "all"),
-                              summarise({"b": records["b"]}, "saliency", "all")])
-    assert merged["metrics"] == pytest.approx(whole["metrics"])
-    assert whole["metrics"]["MAE"] == pytest.approx(np.mean(records["a"]["MAE"] + records["b"]["MAE"]))
+def pooled_beta1_f(frames):
+    """The original's F from its definition: every pixel of every frame pooled, foreground where
+    the grey level is >= t, F = 2PR / (P + R) (0 where nothing is predicted), max over t."""
+    grey = np.concatenate([grey.ravel() for grey, _ in frames])
+    truth = np.concatenate([truth.ravel() != 0 for _, truth in frames])
+    best = 0.0
+    for threshold in range(256):
+        predicted = grey >= threshold
+        hits = np.count_nonzero(predicted & truth)
+        if hits:
+            precision, recall = hits / np.count_nonzero(predicted), hits / np.count_nonzero(truth)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def pysod_results(frames):
+    """maxF, MAE and S of the frames by pysodmetrics' own step() and get_results()."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        measures = {"maxF": py_sod_metrics.Fmeasure(beta=0.3), "MAE": py_sod_metrics.MAE(),
+                    "S": py_sod_metrics.Smeasure(alpha=0.5)}
+    for grey, truth in frames:
+        for measure in measures.values():
+            measure.step(grey, np.where(truth != 0, 255, 0).astype(np.uint8))
+    return {"maxF": measures["maxF"].get_results()["fm"]["curve"].max(),
+            "MAE": measures["MAE"].get_results()["mae"], "S": measures["S"].get_results()["sm"]}
+
+
+def random_saliency_frames(rng, count, shape=(24, 32)):
+    """Random grey maps and random blob ground truths (one frame without foreground)."""
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    frames = []
+    for _ in range(count):
+        (cy, cx), (ry, rx) = rng.uniform(0.2, 0.8, 2) * shape, rng.uniform(0.1, 0.4, 2) * shape
+        truth = (((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1).astype(np.uint8)
+        grey = np.clip(rng.normal(80 + 100 * truth, 60), 0, 255).astype(np.uint8)
+        frames.append((grey, truth))
+    frames[0] = (frames[0][0], np.zeros(shape, np.uint8))
+    return frames
+
+
+def test_saliency_summary_of_shards_equals_pysodmetrics_over_all_frames():
+    rng = np.random.default_rng(3)
+    sequences = {name: random_saliency_frames(rng, count) for name, count in (("a", 3), ("b", 1), ("c", 4), ("d", 2))}
+    records = {name: saliency_record(frames) for name, frames in sequences.items()}
+    shards = [summarise({name: records[name] for name in names}, "saliency", "all") for names in (("a", "d"), ("b", "c"))]
+    merged = merge_summaries(shards)
+    everything = [frame for frames in sequences.values() for frame in frames]
+    expected = pysod_results(everything)
+    for key in ("maxF", "MAE", "S"):
+        assert merged["metrics"][key] == pytest.approx(expected[key], abs=1e-12), key
+    assert merged["metrics"]["F_pooled_beta1"] == pytest.approx(pooled_beta1_f(everything), abs=1e-12)
+    assert merged["score"] == merged["metrics"]["maxF"] and merged["num_frames"] == 10
+    for name, frames in sequences.items():
+        per_sequence = pysod_results(frames)
+        for key in ("maxF", "MAE", "S"):
+            assert merged["sequences"][name][key] == pytest.approx(per_sequence[key], abs=1e-12), (name, key)
 
 
 def test_frame_sets_and_default_protocols():
@@ -169,17 +220,44 @@ def test_fbms_headline_is_j_and_prediction_is_resized_to_the_ground_truth():
     assert summary["metrics"]["J_frames"] == pytest.approx(1.0)
 
 
-def toolkit_style_f(prediction, ground_truth):
-    """The toolkit's steps with its libraries: cv2.dilate by skimage's disk, then P, R and F."""
-    cv2 = pytest.importorskip("cv2")
-    morphology = pytest.importorskip("skimage.morphology")
-    element = morphology.disk(boundary_radius(prediction.shape)).astype(np.uint8)
-    pred_boundary, gt_boundary = seg2bmap(prediction), seg2bmap(ground_truth)
-    pred_dilated = cv2.dilate(pred_boundary.astype(np.uint8), element).astype(bool)
-    gt_dilated = cv2.dilate(gt_boundary.astype(np.uint8), element).astype(bool)
-    precision = (pred_boundary & gt_dilated).sum() / pred_boundary.sum()
-    recall = (gt_boundary & pred_dilated).sum() / gt_boundary.sum()
+def toolkit_boundary(mask):
+    """The boundary map of the DAVIS toolkit (davis2017-evaluation `_seg2bmap`, D. Martin's BSDS
+    definition), written from that definition: a pixel is on the boundary when it differs from its
+    east, south or south-east neighbour, the image extended by repeating its last row and column
+    (so the last row compares east only, the last column south only, the corner nothing)."""
+    extended = np.pad(mask.astype(bool), ((0, 1), (0, 1)), mode="edge")
+    here = extended[:-1, :-1]
+    return (here != extended[:-1, 1:]) | (here != extended[1:, :-1]) | (here != extended[1:, 1:])
+
+
+def toolkit_f(prediction, ground_truth, bound_th=0.008):
+    """The toolkit's `f_measure` from its definition, with its libraries: matching distance
+    ceil(bound_th * image diagonal) pixels; each boundary dilated by cv2.dilate with
+    skimage.morphology.disk of that radius; P = predicted boundary pixels inside the dilated
+    ground-truth boundary / predicted boundary pixels, R the other way round; an empty boundary
+    gives P = 1 (R = 0) or R = 1 (P = 0), both empty F = 1; F = 2PR / (P + R), 0 when P + R = 0."""
+    radius = int(np.ceil(bound_th * np.linalg.norm(prediction.shape)))
+    element = morphology.disk(radius).astype(np.uint8)
+    pred_boundary, gt_boundary = toolkit_boundary(prediction), toolkit_boundary(ground_truth)
+    if not pred_boundary.any() or not gt_boundary.any():
+        return float(pred_boundary.any() == gt_boundary.any())
+    near_gt = cv2.dilate(gt_boundary.astype(np.uint8), element) > 0
+    near_pred = cv2.dilate(pred_boundary.astype(np.uint8), element) > 0
+    precision = np.count_nonzero(pred_boundary & near_gt) / np.count_nonzero(pred_boundary)
+    recall = np.count_nonzero(gt_boundary & near_pred) / np.count_nonzero(gt_boundary)
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def test_toolkit_reference_on_a_hand_checked_case():
+    truth = square(5, 5)  # 20 x 20: diagonal 28.3, radius ceil(0.23) = 1
+    assert toolkit_boundary(truth).sum() == 20 and toolkit_f(square(5, 7), truth) == pytest.approx(0.6)
+    assert toolkit_f(np.zeros_like(truth), truth) == 0.0 and toolkit_f(truth, truth) == 1.0
+
+
+def test_seg2bmap_equals_the_toolkits_boundary_at_the_image_edges():
+    corner = square(3, 4, size=5, shape=(8, 9))  # touches the last row and column
+    for mask in (corner, 1 - corner, np.ones((5, 6)), square(0, 0, size=3, shape=(5, 6))):
+        assert np.array_equal(seg2bmap(mask), toolkit_boundary(mask)), mask
 
 
 @pytest.mark.parametrize("shape", [(120, 200), (480, 854)])
@@ -193,4 +271,5 @@ def test_boundary_f_equals_dilation_with_the_toolkits_disk(shape):
             ry, rx = rng.uniform(0.05, 0.3, 2) * shape
             blob = ((rows - cy) / ry) ** 2 + ((cols - cx) / rx) ** 2 <= 1
             masks.append(blob ^ (rng.random(shape) < 0.002))  # ragged: isolated pixels in and out
-        assert boundary_f(*masks) == pytest.approx(toolkit_style_f(*masks), abs=1e-12)
+        assert all(np.array_equal(seg2bmap(mask), toolkit_boundary(mask)) for mask in masks)
+        assert boundary_f(*masks) == pytest.approx(toolkit_f(*masks), abs=1e-12)

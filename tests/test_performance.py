@@ -39,6 +39,7 @@ def two_sequences(tmp_path):
     return index_davis(write_mini_davis(tmp_path / "DAVIS", num_frames=13), "2017/val.txt")
 
 
+@pytest.mark.slow
 def test_batched_prefetched_background_written_files_equal_the_synchronous_ones(tmp_path, two_sequences):
     network = tiny_network()
     options = dict(show_progress=False, save_probs=True, protocol="davis2016")

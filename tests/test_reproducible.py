@@ -13,6 +13,8 @@ import torchvision
 import main
 from conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # trains the demo three times
+
 DEMO = REPO_ROOT / "run_configs" / "demo.yaml"
 SHORT_DEMO = ["data.synthetic.num_train=4", "data.synthetic.num_val=2", "data.synthetic.num_frames=8",
               "data.clips_per_sequence=1", "train.epochs=2", "train.batch_size=2", "train.validate_every=1"]

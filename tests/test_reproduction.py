@@ -14,6 +14,8 @@ from utils.config import load_config
 
 from conftest import REPO_ROOT
 
+pytestmark = pytest.mark.slow  # full-size key tables and original-format checkpoints
+
 PAPER_CONFIG = REPO_ROOT / "run_configs" / "bmvc_final.yaml"
 SMALL = ["device=cpu", "model.depths=[1,1,1,1]", "model.width=8", "model.decoder_width=16",
          "input.test_size=[64]", "data.test=synthetic", "data.synthetic.num_train=1",

@@ -1,6 +1,7 @@
 """Exact resume: a run stopped by SIGTERM, or killed by SIGKILL between two checkpoints, and
 started again with the same command ends with the weights of a run that never stopped."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,8 @@ import torch
 import main
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
+
+pytestmark = pytest.mark.slow  # trains the tiny model about ten times, one of them in a subprocess
 
 ITERATIONS = 6  # 2 epochs of 3 batches
 
@@ -32,12 +35,8 @@ def run_args(data_root):
 def uninterrupted(tmp_path_factory, run_args):
     """The final checkpoint of a run that was never stopped."""
     folder = tmp_path_factory.mktemp("uninterrupted")
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
+    with contextlib.chdir(folder):
         assert main.main(run_args) == 0
-    finally:
-        os.chdir(cwd)
     return torch.load(folder / "saved_models/tiny/last.pth", weights_only=True)
 
 
@@ -86,28 +85,40 @@ def test_sigterm_writes_last_pth_and_the_same_command_resumes_exactly(tmp_path, 
     assert_same_training_state(torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True), uninterrupted)
 
 
+# main.py in a process that SIGKILLs itself when it logs argv[1]: the kill lands at that moment
+# exactly, whatever the machine's speed (a parent watching the log would race the next step)
+KILLED_WHEN_LOGGED = """
+import logging, os, signal, sys
+message, arguments = sys.argv[1], sys.argv[2:]
+make_record = logging.getLogRecordFactory()
+
+def record(*args, **kwargs):
+    made = make_record(*args, **kwargs)
+    if message in made.getMessage():
+        os.kill(os.getpid(), signal.SIGKILL)
+    return made
+
+logging.setLogRecordFactory(record)
+import main
+sys.exit(main.main(arguments))
+"""
+
+
 def test_sigkill_between_checkpoints_then_the_same_command_resumes_exactly(tmp_path, monkeypatch, caplog, run_args,
                                                                            uninterrupted):
     args = run_args + ["train.checkpoint_every=2"]
-    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=tmp_path,
-                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    try:
-        for line in process.stderr:  # kill as soon as the checkpoint of iteration 2 is written
-            if "saved checkpoint saved_models/tiny/last.pth (epoch 0, iteration 2)" in line:
-                process.kill()
-                break
-    finally:
-        process.kill()
-        process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    result = subprocess.run([sys.executable, "-c", KILLED_WHEN_LOGGED,
+                             "saved checkpoint saved_models/tiny/last.pth (epoch 0, iteration 2)", *args],
+                            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
     killed = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
-    assert killed["iteration"] in (2, 4)
+    assert killed["iteration"] == 2
 
     monkeypatch.chdir(tmp_path)
     caplog.set_level("INFO")
     assert main.main(args) == 0
-    assert f"resuming from saved_models/tiny/last.pth: epoch {killed['epoch'] + 1}, " \
-           f"iteration {killed['iteration']}" in caplog.text
+    assert "resuming from saved_models/tiny/last.pth: epoch 1, iteration 2" in caplog.text
     assert_same_training_state(torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True), uninterrupted)
 
 

@@ -11,6 +11,8 @@ import torch
 
 from conftest import REPO_ROOT, TINY_CONFIG
 
+pytestmark = pytest.mark.slow  # main.py in subprocesses
+
 
 class RunsCommand:
     """Unpickling this object runs `touch <marker>`."""

@@ -122,6 +122,7 @@ def tensorboard_tags(run_dir: Path) -> dict:
     return events.Tags()
 
 
+@pytest.mark.slow
 def test_a_run_writes_curves_clip_images_snapshots_and_best_then_wts_last_pth_resumes(tmp_path, monkeypatch,
                                                                                       caplog, args):
     monkeypatch.chdir(tmp_path)
@@ -151,6 +152,7 @@ def test_a_run_writes_curves_clip_images_snapshots_and_best_then_wts_last_pth_re
     assert not torch.distributed.is_initialized()
 
 
+@pytest.mark.slow
 def test_init_weights_of_another_run_set_weights_only_and_a_resumed_run_ignores_them(tmp_path, monkeypatch,
                                                                                     caplog, args):
     monkeypatch.chdir(tmp_path)

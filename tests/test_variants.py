@@ -197,6 +197,7 @@ def one_clip_davis(tmp_path_factory):
                             height=64, width=64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone, inter, refine, decoder_width", VARIANTS, ids=IDS)
 def test_original_checkpoint_of_each_variant_loads_through_wts(
         tmp_path, monkeypatch, caplog, one_clip_davis, backbone, inter, refine, decoder_width):
@@ -263,12 +264,6 @@ def test_block_width_rules_are_user_errors_naming_the_keys(tmp_path, monkeypatch
 
 
 # ----- cost table (python -m tasks.benchmark --variants) ------------------------------------
-
-def test_flop_count_of_a_convolution_is_two_per_multiply_add():
-    from network.cost import count_flops
-    flops = count_flops(lambda: torch.nn.Conv3d(3, 4, 3, padding=1), (1, 3, 2, 4, 4))
-    assert flops == 2 * (4 * 2 * 4 * 4) * (3 * 27)
-
 
 def test_variant_cost_table_covers_every_name_and_counts_the_paper_model():
     from tasks.benchmark import VARIANTS, variant_costs

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.io import read_mask, read_rgb
+from datasets.io import read_rgb
 from datasets.video import VideoSequence, array_sequence, index_input
 from inference_handlers.inference import run_inference
 from utils.errors import UserError
 
-from conftest import write_mini_davis
+from conftest import masks_in, write_mini_davis
 from test_engine import make_engine
 
 
@@ -40,10 +40,6 @@ def clip_frames(tmp_path):
     return [read_rgb(p) for p in sorted((root / "JPEGImages/480p/bear").glob("*.jpg"))]
 
 
-def masks_of(folder: Path) -> dict[str, np.ndarray]:
-    return {p.stem: read_mask(p) for p in sorted(folder.glob("*.png"))}
-
-
 def test_video_gives_the_same_masks_as_its_frames_in_a_folder(tmp_path, clip_frames):
     video = write_video(tmp_path / "walk.mp4", clip_frames)
     decoded = decode_all(video)
@@ -55,7 +51,7 @@ def test_video_gives_the_same_masks_as_its_frames_in_a_folder(tmp_path, clip_fra
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
     run_inference(engine, [from_video], results_dir=tmp_path / "out_video", show_progress=False)
     run_inference(engine, [from_folder], results_dir=tmp_path / "out_folder", show_progress=False)
-    video_masks, folder_masks = masks_of(tmp_path / "out_video/walk"), masks_of(tmp_path / "out_folder/frames")
+    video_masks, folder_masks = masks_in(tmp_path / "out_video/walk"), masks_in(tmp_path / "out_folder/frames")
     assert list(video_masks) == [f"{i:05d}" for i in range(10)]  # every frame exactly one mask
     assert list(video_masks) == list(folder_masks)
     for name, mask in video_masks.items():

@@ -338,6 +338,7 @@ def convert(*args: Path | str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_convert_cli_turns_a_caffe2_backbone_into_our_encoder_names(tmp_path):
     weights = encoder_weights()
     source = write_backbone_file(tmp_path / "irCSN.pkl", "vmz_caffe2", weights)
@@ -350,6 +351,7 @@ def test_convert_cli_turns_a_caffe2_backbone_into_our_encoder_names(tmp_path):
     assert_state_equals(encoder.state_dict(), expected_encoder_state("vmz_caffe2", weights))
 
 
+@pytest.mark.slow
 def test_convert_cli_turns_an_original_checkpoint_into_ours_and_back(tmp_path, model_state):
     source = tmp_path / "bmvc_final.pth"
     torch.save(original_checkpoint(model_state, multi_gpu=True), source)
@@ -367,12 +369,14 @@ def test_convert_cli_turns_an_original_checkpoint_into_ours_and_back(tmp_path, m
     assert_state_equals(model.state_dict(), model_state)
 
 
+@pytest.mark.slow
 def test_convert_cli_refuses_to_export_a_backbone_as_an_original_checkpoint(tmp_path):
     source = write_backbone_file(tmp_path / "csn.pth", "3dcseg", encoder_weights())
     result = convert(source, tmp_path / "out.pth", "--to", "original")
     assert result.returncode == 2 and "needs a full-model checkpoint" in result.stderr
 
 
+@pytest.mark.slow
 def test_convert_cli_exits_2_with_one_line_on_a_bad_file(tmp_path):
     source = tmp_path / "notes.txt"
     source.write_text("not weights")
