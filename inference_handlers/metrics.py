@@ -19,12 +19,11 @@ The original 3DC-Seg's F (pixels of all frames pooled, beta = 1, max over thresh
 here from 256-bin histograms so that it can be summed over sequences and processes.
 """
 
+import functools
 import math
 import warnings
 
 import numpy as np
-from py_sod_metrics import MAE, Fmeasure, Smeasure
-from py_sod_metrics.utils import prepare_data
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
@@ -32,10 +31,18 @@ BOUNDARY_FRACTION = 0.008  # F's matching distance, as a fraction of the image d
 SALIENCY_BETA2 = 0.3       # beta^2 of the VSOD F-measure
 LEVELS = 256               # grey levels of a saliency map = thresholds of the F curves
 
-with warnings.catch_warnings():  # Fmeasure warns that it will be renamed; its curve is the one we need
-    warnings.simplefilter("ignore")
-    _FMEASURE = Fmeasure(beta=SALIENCY_BETA2)
-_MAE, _SMEASURE = MAE(), Smeasure(alpha=0.5)
+
+@functools.cache
+def _saliency_measures():
+    """pysodmetrics' prepare_data, F-measure, MAE and S-measure; imported on first use, since it
+    pulls in scikit-learn (about a second of start-up that DAVIS and FBMS runs do not need)."""
+    from py_sod_metrics import MAE, Fmeasure, Smeasure
+    from py_sod_metrics.utils import prepare_data
+
+    with warnings.catch_warnings():  # Fmeasure warns that it will be renamed; its curve is the one we need
+        warnings.simplefilter("ignore")
+        f_measure = Fmeasure(beta=SALIENCY_BETA2)
+    return prepare_data, f_measure, MAE(), Smeasure(alpha=0.5)
 
 
 def region_similarity(prediction: np.ndarray, ground_truth: np.ndarray) -> float:
@@ -132,11 +139,12 @@ def saliency_frame(probability: np.ndarray, ground_truth: np.ndarray) -> dict:
     foreground): {"MAE", "S", "f_curve" (256 F_beta values, beta^2 = 0.3, thresholds 255..0),
     "fg_hist", "bg_hist" (256-bin histograms of the raw grey levels on ground-truth foreground
     and background, for the pooled beta = 1 F)}."""
+    prepare_data, f_measure, mae, s_measure = _saliency_measures()
     gt_255 = np.where(ground_truth != 0, 255, 0).astype(np.uint8)
     pred, gt = prepare_data(probability.astype(np.uint8), gt_255)  # pred / 255, min-max; gt > 128
-    _, _, f_curve = _FMEASURE.cal_pr(pred, gt)
+    _, _, f_curve = f_measure.cal_pr(pred, gt)
     levels = probability.astype(np.uint8).ravel()
-    return {"MAE": float(_MAE.cal_mae(pred, gt)), "S": float(_SMEASURE.cal_sm(pred, gt)),
+    return {"MAE": float(mae.cal_mae(pred, gt)), "S": float(s_measure.cal_sm(pred, gt)),
             "f_curve": f_curve.tolist(),
             "fg_hist": np.bincount(levels[gt.ravel()], minlength=LEVELS).tolist(),
             "bg_hist": np.bincount(levels[~gt.ravel()], minlength=LEVELS).tolist()}

@@ -23,8 +23,7 @@ from datasets.sequence import Sequence
 from datasets.transforms import crop_padding
 from datasets.video import array_sequence, index_input
 from inference_handlers import build_engine
-from network import build_model
-from network.weights import load_model_weights
+from network.weights import load_model
 from utils.checkpoint import read_torch_file
 from utils.config import from_dict, load_config, parse_override, validate
 from utils.errors import UserError
@@ -74,8 +73,7 @@ class Segmenter:
             raise UserError("device = cuda, but no CUDA device is available")
         self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
                                    else "cpu" if cfg.device == "auto" else cfg.device)
-        model = build_model(cfg.model)
-        load_model_weights(model, weights)
+        model, _ = load_model(cfg.model, weights)
         self.config = cfg
         self.engine = build_engine(cfg, model.to(self.device), self.device)
         self.engine.model.eval()

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-from network import build_model
-from network.weights import load_model_weights
+from network.weights import load_model
 from tasks.setup import setup_run
 from utils.config import load_config, validate
 from utils.errors import UserError, report
@@ -73,8 +72,7 @@ EXPORTERS = {"pt2": export_pt2, "onnx": export_onnx}
 @torch.no_grad()
 def export(cfg, weights_path: str, out_dir: Path, formats, check_shape, tolerance: float) -> dict:
     """Write the requested formats; return {format: (path, max abs difference from eager)}."""
-    model = build_model(cfg.model)
-    load_model_weights(model, weights_path)
+    model, _ = load_model(cfg.model, weights_path)
     model.eval()
     clip = torch.rand(1, 3, cfg.input.clip_length, *check_shape, generator=torch.Generator().manual_seed(0))
     expected = model(clip)
