@@ -12,6 +12,7 @@ import math
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from inference_handlers.writers import overlay_frame
@@ -73,6 +74,7 @@ def time_plots(series: dict[str, tuple[list[int], list[float]]], measure: str = 
         axes.set_ylim(-0.02, 1.02)
         axes.set_title(f"{name} ({int(low.sum())} < {LOW_J})", fontsize=8)
         axes.tick_params(labelsize=7)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # frame indices
     for axes in list(grid.flat)[len(series):]:
         axes.set_visible(False)
     figure.supylabel(measure, fontsize=8)

@@ -247,6 +247,7 @@ def test_resume_after_sigterm_equals_an_uninterrupted_run(device, tmp_path, monk
         assert torch.allclose(resumed["model"][key].float(), value.float(), atol=1e-4, rtol=0), key
 
 
+@pytest.mark.slow  # torch.export, about 5 s on the CPU
 @pytest.mark.parametrize("device", DEVICES)
 @torch.no_grad()
 def test_exported_program_matches_eager_at_a_new_size(device, tmp_path):

@@ -4,9 +4,12 @@ run, and the Markdown table has a line per row."""
 
 import json
 
+import pytest
+
 from tasks import benchmark, gpu_report
 
 
+@pytest.mark.slow  # every part of the report, about 12 s
 def test_smoke_report_has_every_part_and_survives_a_failing_row(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     original, calls = benchmark.benchmark, []
