@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -133,3 +134,22 @@ def test_the_command_of_a_finished_run_trains_nothing_and_says_so(tmp_path, monk
     assert "nothing to train: saved_models/tiny/last.pth had finished all 1 epochs (3 iterations)" in caplog.text
     assert "finished training" not in caplog.text
     assert (tmp_path / "saved_models/tiny/last.pth").read_bytes() == finished
+
+
+
+def test_sigterm_to_the_whole_process_group_with_loader_workers_stops_cleanly(tmp_path, run_args):
+    """A cluster's scheduler, `timeout` and Ctrl-C signal every process of the job, DataLoader
+    workers included: the workers leave the stop to the main process, which writes last.pth."""
+    command = [sys.executable, str(REPO_ROOT / "main.py"), *run_args, "loader.num_workers=1", "train.epochs=50"]
+    with open(tmp_path / "train.out", "w") as out:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    log = tmp_path / "saved_models/tiny/train.log"
+    while "iteration 4 " not in (log.read_text() if log.is_file() else ""):  # training, a worker loading
+        assert process.poll() is None, (tmp_path / "train.out").read_text()[-3000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "train.out").read_text()[-3000:]
+    output = (tmp_path / "train.out").read_text()
+    assert "Traceback" not in output and "stopped by SIGTERM at epoch" in log.read_text()
+    stopped = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
+    assert not stopped["training"]["progress"]["finished"] and stopped["iteration"] >= 4
