@@ -27,7 +27,6 @@ REFINE_BLOCKS = {
     "Refine3dLightGN": Refine3dLightGN, "Refine3dDG": Refine3dDG,
     "Refine3dConvTranspose": Refine3dConvTranspose, "RefineSimple": RefineSimple,
 }
-BN_MODES = ("frozen", "train")
 
 
 def build_network(depths, width: int, decoder_width: int, num_classes: int, bn_mode: str,

@@ -95,15 +95,6 @@ def gather_objects(value) -> list:
     return gathered
 
 
-def mean_over_ranks(value: float, device: torch.device) -> float:
-    """The mean of a scalar over all ranks."""
-    if not is_initialized():
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return float(tensor.item()) / world_size()
-
-
 def barrier() -> None:
     if is_initialized():
         dist.barrier()

@@ -13,8 +13,8 @@ checkpoints:
 
 import logging
 import math
+import os
 import shutil
-import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +35,7 @@ from network.weights import load_backbone_weights, load_model, load_weights
 from tasks.clip_images import clip_overlay
 from tasks.distributed import (barrier, broadcast_buffers, gather_objects, gather_rows, is_initialized,
                                is_main_process, parameters_digest, shard, world_size)
-from tasks.resume import (STOP_SIGNALS, Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
+from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
                           rank_rng_states, read_resume_checkpoint, restore_rng_states, resume_path, rng_states)
 from tasks.schedule import build_optimizer, build_scheduler
 from utils.checkpoint import save_checkpoint
@@ -111,11 +111,11 @@ def wrap_for_processes(network: torch.nn.Module, cfg, device: torch.device) -> t
 
 
 def leave_stop_signals_to_the_main_process(worker_id: int) -> None:
-    """DataLoader workers ignore SIGTERM and SIGINT, which a scheduler, `timeout` or Ctrl-C send to
-    every process of the job: the main process stops after its step and writes last.pth, then ends
-    the workers (a worker killed by the signal would end training with a RuntimeError instead)."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    """Each DataLoader worker gets a process group of its own, so SIGTERM and SIGINT sent to the
+    job's group (`timeout`, Ctrl-C in a terminal, `kill -- -PGID`) reach the main process only: it
+    stops after its step, writes last.pth and ends the workers (a worker killed by the signal ended
+    training with a RuntimeError instead). The workers still end with the main process."""
+    os.setpgrp()
 
 
 def build_loader(cfg, dataset, sampler, device) -> DataLoader:
