@@ -127,7 +127,7 @@ def two_nodes(folders: tuple[Path, Path], log_name: str) -> list[subprocess.Pope
 
 def finish(processes: list[subprocess.Popen], folder: Path) -> None:
     for process in processes:
-        assert process.wait(timeout=600) == 0, "\n".join(log.read_text()[-3000:] for log in folder.glob("*.out"))
+        assert process.wait(timeout=600) == 0, "\n".join(log.read_text()[-3000:] for log in sorted(folder.rglob("*.out")))
 
 
 def wait_until_gone(pid: int) -> None:
