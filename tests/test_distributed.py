@@ -127,7 +127,8 @@ def two_nodes(folders: tuple[Path, Path], log_name: str) -> list[subprocess.Pope
 
 def finish(processes: list[subprocess.Popen], folder: Path) -> None:
     for process in processes:
-        assert process.wait(timeout=600) == 0, "\n".join(log.read_text()[-3000:] for log in sorted(folder.rglob("*.out")))
+        logs = sorted(folder.rglob("*.out"))  # a folder per node keeps its launcher's log
+        assert process.wait(timeout=600) == 0, "\n".join(log.read_text()[-3000:] for log in logs)
 
 
 def wait_until_gone(pid: int) -> None:
