@@ -8,6 +8,7 @@ rank 0 merges the scores, logs the table and writes the metrics files.
 import dataclasses
 import logging
 import os
+import time
 from pathlib import Path
 
 from datasets import index_sequences
@@ -62,14 +63,15 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
 
 def write_run_report(cfg, weights_path: str, sequences, results_dir: Path, summary: dict) -> None:
     """results/<name>/report.html and per_frame.json (inference_handlers/report.py)."""
-    import time
     start = time.perf_counter()
     from inference_handlers.report import inference_frames, write_report
     from tasks.setup import environment_versions
     config_file = results_dir / "config.yaml"
-    header = {"source": "--task infer", "checkpoint": str(weights_path), "config": cfg.name, "versions": environment_versions(),
+    header = {"source": "--task infer", "checkpoint": str(weights_path), "config": cfg.name,
+              "versions": environment_versions(),
               "config_text": config_file.read_text() if config_file.is_file() else ""}
-    path = write_report(results_dir, header, inference_frames(sequences, results_dir, cfg.inference.mask_names, summary), summary)
+    frames = inference_frames(sequences, results_dir, cfg.inference.mask_names, summary)
+    path = write_report(results_dir, header, frames, summary)
     logger.info("report written in %.1f s: %s", time.perf_counter() - start, path)
 
 

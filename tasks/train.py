@@ -222,13 +222,12 @@ def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> d
     SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
     broadcast_buffers(engine.model)
     logger.info("validating epoch %d on %d test sequences", epoch, len(sequences))
-    summaries = []
+    protocol, summaries = protocol_for(cfg.inference.protocol, cfg.data.test), []
     for sequence in shard(sequences):
         if stop.received is not None:
             break
         summaries.append(run_inference(engine, [sequence], results_dir=None, show_progress=False,
-                                       protocol=protocol_for(cfg.inference.protocol, cfg.data.test),
-                                       frames=cfg.inference.eval_frames))
+                                       protocol=protocol, frames=cfg.inference.eval_frames))
     gathered = gather_objects((summaries, stop.received is not None))
     if any(stopped for _, stopped in gathered):
         return None
