@@ -15,6 +15,7 @@ the F curve and of the grey-level histograms. Summaries keep the records, so the
 disjoint sets of sequences (other processes, an earlier interrupted run) merge exactly.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,20 +29,82 @@ FRAME_SETS = ("all", "skip_first_last")  # all: davis2017-evaluation; skip_first
 DATASET_PROTOCOLS = {"davis": "davis2016", "synthetic": "davis2016", "fbms": "fbms", "visal": "saliency"}
 
 
+def _boundary_values(labels, probability, ground_truth) -> dict:
+    return {"F": boundary_f(labels, ground_truth)}
+
+
+def _saliency_values(labels, probability, ground_truth) -> dict:
+    return saliency_frame(probability, ground_truth)
+
+
+def _region_boundary_row(record: dict) -> dict:
+    """Mean, recall and decay of J and F."""
+    row = {}
+    for measure in ("J", "F"):
+        row.update({f"{measure}_{key}": value for key, value in statistics(record[measure]).items()})
+    return row
+
+
+def _saliency_row(record: dict) -> dict:
+    count = len(record["frames"])
+    return {"J_mean": float(np.mean(record["J"])), "MAE": float(np.mean(record["MAE"])),
+            "maxF": float(np.max(np.asarray(record["f_curve"]) / count)), "S": float(np.mean(record["S"]))}
+
+
+def _mean_over_sequences(rows: dict, key: str) -> float:
+    return float(np.mean([row[key] for row in rows.values()]))
+
+
+def _davis_overall(records: dict, rows: dict) -> dict:
+    means = {key: _mean_over_sequences(rows, key) for key in next(iter(rows.values())) if key != "frames"}
+    return {"J&F": (means["J_mean"] + means["F_mean"]) / 2, **means}
+
+
+def _fbms_overall(records: dict, rows: dict) -> dict:
+    j_mean, f_mean = _mean_over_sequences(rows, "J_mean"), _mean_over_sequences(rows, "F_mean")
+    return {"J": j_mean, "F": f_mean, "J&F": (j_mean + f_mean) / 2,
+            "J_frames": float(np.mean([j for record in records.values() for j in record["J"]]))}
+
+
+def _saliency_overall(records: dict, rows: dict) -> dict:
+    """Means over all frames pooled (pysodmetrics' get_results over every frame)."""
+    frames = [record for record in records.values() if record["frames"]]
+    count = sum(len(record["frames"]) for record in frames)
+    curve = np.sum([record["f_curve"] for record in frames], axis=0) / count
+    return {"maxF": float(curve.max()),
+            "MAE": float(np.sum([np.sum(r["MAE"]) for r in frames]) / count),
+            "S": float(np.sum([np.sum(r["S"]) for r in frames]) / count),
+            "F_pooled_beta1": max_f_from_histograms(np.sum([r["fg_hist"] for r in frames], axis=0),
+                                                    np.sum([r["bg_hist"] for r in frames], axis=0)),
+            "J_mean": _mean_over_sequences(rows, "J_mean")}
+
+
 @dataclass(frozen=True)
 class Protocol:
-    name: str
+    """What differs between protocols; the functions that use it never ask for a protocol's name."""
     score_name: str                # key of the headline number in summary["metrics"]
     frame_measures: tuple          # per-frame values kept in a record
+    frame_values: Callable         # (labels, probability, ground_truth) -> a frame's values besides J
+    sequence_row: Callable         # record -> a sequence's values (summary["sequences"], table columns)
+    overall: Callable              # (records, rows of the scored sequences) -> summary["metrics"]
+    sequence_score: Callable       # row -> the sequence's headline (report: ranking, comparison)
+    bar_measures: tuple            # row values the report draws as bars per sequence
     sums: tuple = ()               # per-frame arrays summed over a record's frames
     needs_probabilities: bool = False
 
 
 PROTOCOLS = {
-    "davis2016": Protocol("davis2016", "J&F", ("J", "F")),
-    "fbms": Protocol("fbms", "J", ("J", "F")),
-    "saliency": Protocol("saliency", "maxF", ("J", "MAE", "S"), ("f_curve", "fg_hist", "bg_hist"),
-                         needs_probabilities=True),
+    "davis2016": Protocol(score_name="J&F", frame_measures=("J", "F"), frame_values=_boundary_values,
+                          sequence_row=_region_boundary_row, overall=_davis_overall,
+                          sequence_score=lambda row: (row["J_mean"] + row["F_mean"]) / 2,
+                          bar_measures=("J_mean", "F_mean")),
+    "fbms": Protocol(score_name="J", frame_measures=("J", "F"), frame_values=_boundary_values,
+                     sequence_row=_region_boundary_row, overall=_fbms_overall,
+                     sequence_score=lambda row: row["J_mean"], bar_measures=("J_mean", "F_mean")),
+    "saliency": Protocol(score_name="maxF", frame_measures=("J", "MAE", "S"), frame_values=_saliency_values,
+                         sequence_row=_saliency_row, overall=_saliency_overall,
+                         sequence_score=lambda row: row["maxF"], bar_measures=("MAE", "maxF", "S"),
+                         sums=("f_curve", "fg_hist", "bg_hist"), needs_probabilities=True),
 }
 
 DEFINITIONS = {
@@ -82,12 +145,8 @@ def score_frame(protocol: str, labels: np.ndarray, probability: np.ndarray | Non
     shape = ground_truth.shape
     labels = resize_labels(np.asarray(labels, dtype=np.uint8), shape)
     probability = None if probability is None else resize_image(np.asarray(probability, dtype=np.uint8), shape)
-    values = {"J": region_similarity(labels, ground_truth)}
-    if protocol == "saliency":
-        values.update(saliency_frame(probability, ground_truth))
-    else:
-        values["F"] = boundary_f(labels, ground_truth)
-    return values
+    return {"J": region_similarity(labels, ground_truth),
+            **pick(PROTOCOLS, protocol, "evaluation protocol").frame_values(labels, probability, ground_truth)}
 
 
 def new_record(protocol: str) -> dict:
@@ -105,41 +164,6 @@ def add_frame(record: dict, protocol: str, frame_name: str, values: dict) -> Non
         record[key] = list(values[key]) if total is None else (np.add(total, values[key])).tolist()
 
 
-def _sequence_summary(protocol: str, record: dict) -> dict:
-    row = {"frames": len(record["frames"])}
-    if protocol == "saliency":
-        count = len(record["frames"])
-        row.update(J_mean=float(np.mean(record["J"])), MAE=float(np.mean(record["MAE"])),
-                   maxF=float(np.max(np.asarray(record["f_curve"]) / count)), S=float(np.mean(record["S"])))
-        return row
-    for measure in ("J", "F"):
-        stats = statistics(record[measure])
-        row.update({f"{measure}_{key}": value for key, value in stats.items()})
-    return row
-
-
-def _global_metrics(protocol: str, records: dict, rows: dict) -> dict:
-    def mean_over_sequences(key):
-        return float(np.mean([row[key] for row in rows.values()]))
-
-    if protocol == "saliency":
-        frames = [record for record in records.values() if record["frames"]]
-        count = sum(len(record["frames"]) for record in frames)
-        curve = np.sum([record["f_curve"] for record in frames], axis=0) / count
-        return {"maxF": float(curve.max()),
-                "MAE": float(np.sum([np.sum(r["MAE"]) for r in frames]) / count),
-                "S": float(np.sum([np.sum(r["S"]) for r in frames]) / count),
-                "F_pooled_beta1": max_f_from_histograms(np.sum([r["fg_hist"] for r in frames], axis=0),
-                                                        np.sum([r["bg_hist"] for r in frames], axis=0)),
-                "J_mean": mean_over_sequences("J_mean")}
-    means = {key: mean_over_sequences(key) for key in next(iter(rows.values())) if key != "frames"}
-    metrics = {"J&F": (means["J_mean"] + means["F_mean"]) / 2, **means}
-    if protocol == "fbms":
-        metrics = {"J": metrics["J_mean"], "F": metrics["F_mean"], "J&F": metrics["J&F"],
-                   "J_frames": float(np.mean([j for r in records.values() for j in r["J"]]))}
-    return metrics
-
-
 def summarise(records: dict, protocol: str, frames: str, ground_truth=()) -> dict:
     """The summary of per-sequence records {name: record}.
 
@@ -149,8 +173,9 @@ def summarise(records: dict, protocol: str, frames: str, ground_truth=()) -> dic
     "records"}.
     """
     spec = pick(PROTOCOLS, protocol, "evaluation protocol")
-    rows = {name: _sequence_summary(protocol, record) for name, record in records.items() if record["frames"]}
-    metrics = _global_metrics(protocol, records, rows) if rows else {}
+    rows = {name: {"frames": len(record["frames"]), **spec.sequence_row(record)}
+            for name, record in records.items() if record["frames"]}
+    metrics = spec.overall(records, rows) if rows else {}
     return {"protocol": protocol, "frames": frames, "ground_truth": sorted(set(ground_truth)),
             "score_name": spec.score_name, "score": metrics.get(spec.score_name),
             "mean_J": metrics.get("J_mean", metrics.get("J")),

@@ -44,14 +44,6 @@ logger = logging.getLogger(__name__)
 REPORT_NAME, PER_FRAME_NAME, METRICS_NAME = "report.html", "per_frame.json", "metrics.json"
 WORST_FRAMES = 12       # thumbnails of the lowest-J frames (comparison: the most changed frames)
 MASK_THUMBNAILS = 12    # thumbnails of a run without scores, spread over its frames
-BAR_MEASURES = {"davis2016": ("J_mean", "F_mean"), "fbms": ("J_mean", "F_mean"), "saliency": ("MAE", "maxF", "S")}
-
-
-def sequence_score(protocol: str, row: dict) -> float:
-    """A sequence's headline: J&F = (J_mean + F_mean) / 2 (davis2016), J_mean (fbms), maxF (saliency)."""
-    if protocol == "saliency":
-        return row["maxF"]
-    return (row["J_mean"] + row["F_mean"]) / 2 if protocol == "davis2016" else row["J_mean"]
 
 
 def _path(path) -> str | None:
@@ -246,13 +238,13 @@ def figures_html(uris: list[str], captions: list[str]) -> str:
 
 def scored_sections(run: RunData, worst: int) -> str:
     """Overall scores, per-sequence bars and table, J over time, worst frames."""
-    metrics, protocol = run.metrics, run.header["protocol"]
+    metrics, protocol = run.metrics, PROTOCOLS[run.header["protocol"]]
     overall = table(["measure", "value"],
                     [[f"<td>{esc(k)}</td>", number_cell(v)] for k, v in metrics["metrics"].items()], "overall")
     rows = metrics["sequences"]
-    order = sorted(rows, key=lambda name: sequence_score(protocol, rows[name]))
+    order = sorted(rows, key=lambda name: protocol.sequence_score(rows[name]))
     columns = [key for key in next(iter(rows.values())) if key != "frames"]
-    bars = bar_chart(order, {m: [rows[name][m] for name in order] for m in BAR_MEASURES[protocol]},
+    bars = bar_chart(order, {m: [rows[name][m] for name in order] for m in protocol.bar_measures},
                      f"per sequence, worst {run.header['score_name']} first")
     sequence_rows = [[f"<td>{esc(name)}</td>", f'<td class="num">{rows[name]["frames"]}</td>',
                       *(number_cell(rows[name][c], "low" if c == "J_mean" and rows[name][c] < LOW_J else "")
@@ -327,11 +319,12 @@ def change_class(delta: float) -> str:
 
 def render_comparison(a: RunData, b: RunData, count: int = WORST_FRAMES) -> str:
     check_comparable(a, b)
-    protocol, score_name = a.header["protocol"], a.header["score_name"]
+    protocol, score_name = PROTOCOLS[a.header["protocol"]], a.header["score_name"]
     rows_a, rows_b = a.metrics["sequences"], b.metrics["sequences"]
     common = [name for name in rows_a if name in rows_b]
     only = sorted(set(rows_a) ^ set(rows_b))
-    scores = {name: (sequence_score(protocol, rows_a[name]), sequence_score(protocol, rows_b[name])) for name in common}
+    scores = {name: (protocol.sequence_score(rows_a[name]), protocol.sequence_score(rows_b[name]))
+              for name in common}
     order = sorted(common, key=lambda name: scores[name][1] - scores[name][0])
     delta_rows = [[f"<td>{esc(name)}</td>", number_cell(scores[name][0]), number_cell(scores[name][1]),
                    number_cell(scores[name][1] - scores[name][0], change_class(scores[name][1] - scores[name][0]))]

@@ -11,8 +11,9 @@ from skimage import morphology
 
 from inference_handlers.metrics import (boundary_f, boundary_radius, max_f_from_histograms, region_similarity,
                                         saliency_frame, seg2bmap, statistics)
-from inference_handlers.protocols import (add_frame, merge_summaries, new_record, protocol_for, score_frame,
-                                          scored_indices, summarise, without_records)
+from inference_handlers.protocols import (DEFINITIONS, PROTOCOLS, Protocol, add_frame, format_table, merge_summaries,
+                                          new_record, protocol_for, score_frame, scored_indices, sequence_csv_rows,
+                                          summarise, without_records)
 
 
 def square(top, left, size=5, shape=(20, 20)):
@@ -218,6 +219,31 @@ def test_fbms_headline_is_j_and_prediction_is_resized_to_the_ground_truth():
     summary = summarise({"cars1": record}, "fbms", "all")
     assert summary["score_name"] == "J" and summary["score"] == pytest.approx(1.0)
     assert summary["metrics"]["J_frames"] == pytest.approx(1.0)
+
+
+def test_a_protocol_is_defined_by_its_table_entry_alone(monkeypatch):
+    """Scoring, summaries, merging and tables read only the PROTOCOLS entry, never the name."""
+    area = Protocol(score_name="area", frame_measures=("J", "area"),
+                    frame_values=lambda labels, probability, truth: {"area": float(labels.mean())},
+                    sequence_row=lambda record: {"area_mean": float(np.mean(record["area"]))},
+                    overall=lambda records, rows: {"area": float(np.mean([r["area_mean"] for r in rows.values()]))},
+                    sequence_score=lambda row: row["area_mean"], bar_measures=("area_mean",))
+    monkeypatch.setitem(PROTOCOLS, "area", area)
+    monkeypatch.setitem(DEFINITIONS, "area", "mean over sequences of the mean predicted area")
+    truth = square(0, 0, size=10, shape=(20, 20))  # 100 of 400 pixels
+    records = {}
+    for name, sizes in (("a", (10, 20)), ("b", (0,))):
+        records[name] = new_record("area")
+        for i, size in enumerate(sizes):
+            prediction = square(0, 0, size=size, shape=(20, 20))
+            add_frame(records[name], "area", f"{i:05d}", score_frame("area", prediction, None, truth))
+    # a: areas 100/400 and 400/400 (J 1 and 100/400); b: area 0 (J 0)
+    assert records["a"] == {"frames": ["00000", "00001"], "J": [1.0, 0.25], "area": [0.25, 1.0]}
+    summary = merge_summaries([summarise({name: records[name]}, "area", "all") for name in records])
+    assert summary["sequences"] == {"a": {"frames": 2, "area_mean": 0.625}, "b": {"frames": 1, "area_mean": 0.0}}
+    assert (summary["score_name"], summary["score"], summary["num_frames"]) == ("area", 0.3125, 3)
+    assert sequence_csv_rows(summary) == [["sequence", "frames", "area_mean"], ["a", 2, 0.625], ["b", 1, 0.0]]
+    assert format_table(summary).endswith("overall: area 0.3125")
 
 
 def toolkit_boundary(mask):
