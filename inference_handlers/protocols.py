@@ -25,7 +25,10 @@ from inference_handlers.metrics import (boundary_f, max_f_from_histograms, regio
                                         saliency_frame, statistics)
 from utils.registry import pick
 
-FRAME_SETS = ("all", "skip_first_last")  # all: davis2017-evaluation; skip_first_last: DAVIS-2016 Matlab, VSOD toolboxes
+FRAME_SETS = {  # the annotated frames that count, from the sorted annotated frames
+    "all": lambda annotated: annotated,  # davis2017-evaluation
+    "skip_first_last": lambda annotated: annotated[1:-1],  # DAVIS-2016 Matlab toolkit, VSOD toolboxes
+}
 DATASET_PROTOCOLS = {"davis": "davis2016", "synthetic": "davis2016", "fbms": "fbms", "visal": "saliency"}
 
 
@@ -132,8 +135,7 @@ def protocol_for(protocol: str, test_dataset: str) -> str:
 
 def scored_indices(annotated: list[int], frames: str) -> list[int]:
     """The annotated frames that count: all, or all but the first and the last."""
-    annotated = sorted(annotated)
-    return annotated[1:-1] if frames == "skip_first_last" else annotated
+    return pick(FRAME_SETS, frames, "frame set")(sorted(annotated))
 
 
 def score_frame(protocol: str, labels: np.ndarray, probability: np.ndarray | None,

@@ -71,14 +71,14 @@ from inference_handlers.writers import write_json
 from loss import LOSSES
 from network import build_model
 from network.cost import count_flops, count_parameters
-from utils.config import load_config, validate
+from utils.config import choices, load_config, validate
 from utils.errors import UserError, report
 from tasks.setup import setup_run
 from utils.precision import autocast_for
 
 logger = logging.getLogger("benchmark")
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = choices("inference.precision")
 
 
 def synchronize(device: torch.device) -> None:

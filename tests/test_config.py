@@ -1,7 +1,16 @@
 import pytest
 
-from utils.config import Config, from_dict, load_config, to_dict, validate
+from datasets import DATASETS
+from datasets.davis import ANNOTATION_DIRS
+from inference_handlers import ENGINES
+from inference_handlers.protocols import FRAME_SETS, PROTOCOLS
+from loss import LOSSES
+from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS
+from network.resnet3d import CONV_INITS
+from tasks.schedule import LR_SCHEDULES
+from utils.config import Config, choices, from_dict, load_config, to_dict, validate
 from utils.errors import UserError
+from utils.precision import AUTOCAST_DTYPES
 
 from conftest import REPO_ROOT, TINY_CONFIG
 
@@ -129,3 +138,25 @@ def test_validate_checks_every_source_of_a_mixture(tmp_path):
     cfg = load_config(TINY_CONFIG, [f"data.train=[{{dataset: davis, root: {tmp_path}, weight: 0}}]"])
     with pytest.raises(UserError, match=r"data\.train\[0\]\.weight must be positive"):
         validate(cfg, "train")
+
+
+@pytest.mark.parametrize(("key", "names"), [
+    ("model.backbone", BACKBONES), ("model.inter_block", INTER_BLOCKS), ("model.refine_block", REFINE_BLOCKS),
+    ("model.encoder_init", CONV_INITS), ("data.test", DATASETS),
+    ("data.train", [*DATASETS, "coco"]),  # COCO images become pseudo-clips (datasets.build_train_dataset)
+    ("data.davis.annotations", ["auto", *ANNOTATION_DIRS]), ("train.loss", LOSSES),
+    ("solver.lr_schedule", LR_SCHEDULES), ("train.precision", ["fp32", *AUTOCAST_DTYPES]),
+    ("inference.precision", ["fp32", *AUTOCAST_DTYPES]), ("inference.engine", ENGINES),
+    ("inference.protocol", ["auto", *PROTOCOLS]), ("inference.eval_frames", FRAME_SETS),
+])
+def test_config_choices_are_the_names_of_the_packages_tables(key, names):
+    assert sorted(choices(key)) == sorted(names)
+
+
+def test_validate_names_the_key_and_its_choices_at_any_depth():
+    cfg = load_config(TINY_CONFIG, ["data.coco.warp=sideways"])
+    with pytest.raises(UserError) as error:
+        validate(cfg, "infer")
+    assert str(error.value) == "data.coco.warp = 'sideways'; choose from before_padding, after_padding"
+    with pytest.raises(UserError, match="'data.coco.warp': expected str, got 3"):
+        load_config(TINY_CONFIG, ["data.coco.warp=3"])

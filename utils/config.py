@@ -3,7 +3,8 @@
 A run config lists only its differences from `run_configs/base.yaml` (`_BASE_: base.yaml`, one
 level deep). Loading is strict: an unknown key or a value of the wrong type is a `UserError` that
 names the file, the dotted key and the closest valid keys. Command-line overrides
-(`inference.dense=true`) go through the same checks. `validate(cfg, task)` checks enums,
+(`inference.dense=true`) go through the same checks. `validate(cfg, task)` checks enums (a
+field's allowed values are its `Literal[...]` type, the one source of them: `choices(key)`),
 cross-field rules and the paths the task needs.
 """
 
@@ -13,23 +14,27 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from utils.errors import UserError
 
+Precision = Literal["fp32", "bf16", "fp16"]
+TrainDataset = Literal["davis", "youtube_vos", "coco", "fbms", "visal", "synthetic"]
 
 @dataclass
 class ModelConfig:
-    backbone: str = "csn_ir"  # encoder: csn_ir (paper) | csn_ip | resnet (bottleneck 3D ResNet) | resnet_basic (basic-block 3D ResNet); README, Models
+    backbone: Literal["csn_ir", "csn_ip", "resnet", "resnet_basic"] = "csn_ir"  # encoder: csn_ir (paper) | csn_ip | resnet (bottleneck 3D ResNet) | resnet_basic (basic-block 3D ResNet); README, Models
     depths: list[int] = field(default_factory=lambda: [3, 8, 36, 3])  # blocks per stage; 3,8,36,3 = ir-CSN-152
     width: int = 64  # stem channels = bottleneck width of stage 1 (stage s uses width * 2**s)
     decoder_width: int = 256  # channels inside the decoder (inter and refine blocks)
-    inter_block: str = "GC3d"  # decoder block on r5: GC3d (paper) | C3D | NL | ASPP
-    refine_block: str = "Refine3d"  # decoder merge blocks: Refine3d (paper) | Refine2plus1d | Refine3dLight | Refine3dLightGN | Refine3dDG | Refine3dConvTranspose | RefineSimple
-    encoder_init: str = "he"  # random init of encoder convs: he = Normal(0, sqrt(2/(kT*kH*kW*out))) | original = sqrt(2/(kT*kH*out)), kernel width left out, CSN stem PyTorch default
+    inter_block: Literal["GC3d", "C3D", "NL", "ASPP"] = "GC3d"  # decoder block on r5: GC3d (paper) | C3D | NL | ASPP
+    refine_block: Literal["Refine3d", "Refine2plus1d", "Refine3dLight", "Refine3dLightGN", "Refine3dDG",
+                          "Refine3dConvTranspose", "RefineSimple"] = "Refine3d"  # decoder merge blocks: Refine3d (paper) | Refine2plus1d | Refine3dLight | Refine3dLightGN | Refine3dDG | Refine3dConvTranspose | RefineSimple
+    encoder_init: Literal["he", "original"] = "he"  # random init of encoder convs: he = Normal(0, sqrt(2/(kT*kH*kW*out))) | original = sqrt(2/(kT*kH*out)), kernel width left out, CSN stem PyTorch default
     num_classes: int = 2  # output channels; channel 1 is the foreground
-    bn_mode: str = "frozen"  # frozen: encoder BatchNorm in eval mode, no gradient | train: BN trains | sync: BN trains, statistics over all processes (SyncBatchNorm; CUDA under torchrun, else as train)
+    bn_mode: Literal["frozen", "train", "sync"] = "frozen"  # frozen: encoder BatchNorm in eval mode, no gradient | train: BN trains | sync: BN trains, statistics over all processes (SyncBatchNorm; CUDA under torchrun, else as train)
     bn_eps: float = 1e-5  # BatchNorm epsilon (the original runs with 1e-5; caffe2 weights used 1e-3)
     pixel_mean: list[float] = field(default_factory=lambda: [114.7748, 107.7354, 99.4750])  # RGB, 0-255 scale
     pixel_std: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # RGB, 0-255 scale; original: 1
@@ -39,10 +44,10 @@ class ModelConfig:
 @dataclass
 class InputConfig:
     clip_length: int = 8  # frames per clip (T)
-    train_resize: str = "resize_short_edge_and_crop"  # unchanged | fixed_size | resize_short_edge | resize_short_edge_and_crop
+    train_resize: Literal["unchanged", "fixed_size", "resize_short_edge", "resize_short_edge_and_crop"] = "resize_short_edge_and_crop"  # training frames: unchanged | fixed_size (to train_size) | resize_short_edge (to min(train_size)) | resize_short_edge_and_crop (then a train_size crop, input.train_crop)
     train_size: list[int] = field(default_factory=lambda: [480, 854])  # (H, W) target of train_resize, pixels
-    train_crop: str = "object"  # crop of resize_short_edge_and_crop, one per clip: object (the box of the clip's masks stays inside; empty masks: top-left, as the original) | original (the original's bounds, obj_w_min bug included, SPEC 11 defect 17) | uniform (anywhere, blind to the masks)
-    test_resize: str = "resize_short_edge"  # unchanged | fixed_size | resize_short_edge
+    train_crop: Literal["object", "original", "uniform"] = "object"  # crop of resize_short_edge_and_crop, one per clip: object (the box of the clip's masks stays inside; empty masks: top-left, as the original) | original (the original's bounds, obj_w_min bug included, SPEC 11 defect 17) | uniform (anywhere, blind to the masks)
+    test_resize: Literal["unchanged", "fixed_size", "resize_short_edge"] = "resize_short_edge"  # test frames, as train_resize with test_size
     test_size: list[int] = field(default_factory=lambda: [480])  # (H, W), or (short edge,), pixels
 
 
@@ -58,7 +63,7 @@ class SyntheticConfig:
 
 @dataclass
 class TrainSource:
-    dataset: str = "davis"  # davis | youtube_vos | coco | fbms | visal | synthetic
+    dataset: TrainDataset = "davis"  # this source's dataset, as data.train
     root: str = "data/DAVIS"  # folder of this source, as downloaded (README, section Data)
     split: str = "2017/train.txt"  # as data.train_split for this dataset
     weight: float = 1.0  # relative sampling weight: share of the epoch's clips = weight / sum of weights
@@ -66,7 +71,7 @@ class TrainSource:
 
 @dataclass
 class DavisConfig:
-    annotations: str = "auto"  # auto | unsupervised (Annotations_unsupervised/480p) | semi_supervised (Annotations/480p, objects merged); auto: Annotations/480p for 2016 splits when present (DAVIS-2016 ground truth), else Annotations_unsupervised/480p when present, else Annotations/480p
+    annotations: Literal["auto", "unsupervised", "semi_supervised"] = "auto"  # auto | unsupervised (Annotations_unsupervised/480p) | semi_supervised (Annotations/480p, objects merged); auto: Annotations/480p for 2016 splits when present (DAVIS-2016 ground truth), else Annotations_unsupervised/480p when present, else Annotations/480p
 
 
 @dataclass
@@ -74,18 +79,18 @@ class CocoConfig:
     annotation_file: str = "annotations/instances_{split}.json"  # relative to the root; {split} = the source's split (original: split train -> instances_train.json)
     image_folders: list[str] = field(default_factory=lambda: ["{split}"])  # relative to the root; an image is read from the first folder whose name occurs in its file name, else from the first (original: [train2014, val2014])
     categories: list[str] = field(default_factory=list)  # category names to keep (e.g. [person, car]); [] = all 80
-    category_filter: str = "annotations"  # how categories filter: annotations (drop the others' annotations) | images (original COCOv2 list: keep every annotation of an image that has a listed category)
+    category_filter: Literal["annotations", "images"] = "annotations"  # how categories filter: annotations (drop the others' annotations) | images (original COCOv2 list: keep every annotation of an image that has a listed category)
     min_box_size: float = 30.0  # annotations whose box is narrower or lower than this are dropped, pixels (original: 30)
-    warp: str = "before_padding"  # before_padding: pseudo-clip warps of the image only | after_padding: warps of the zero-padded image (original, SPEC 11 defect 18)
-    affine_scale: str = "anisotropic"  # pseudo-clip affine scale: anisotropic (x and y drawn independently in 0.7-1.3, original) | isotropic (one factor for both)
+    warp: Literal["before_padding", "after_padding"] = "before_padding"  # before_padding: pseudo-clip warps of the image only | after_padding: warps of the zero-padded image (original, SPEC 11 defect 18)
+    affine_scale: Literal["anisotropic", "isotropic"] = "anisotropic"  # pseudo-clip affine scale: anisotropic (x and y drawn independently in 0.7-1.3, original) | isotropic (one factor for both)
 
 
 @dataclass
 class DataConfig:
-    train: str | list[TrainSource] = "davis"  # training dataset: davis | youtube_vos | coco | fbms | visal | synthetic, or a list of sources (a mixture; then train_root / train_split are not read)
+    train: TrainDataset | list[TrainSource] = "davis"  # training dataset: davis | youtube_vos | coco | fbms | visal | synthetic, or a list of sources (a mixture; then train_root / train_split are not read)
     train_root: str = "data/DAVIS"  # folder of the training dataset
     train_split: str = "2017/train.txt"  # DAVIS: list under ImageSets/; YouTube-VOS: train | valid | train_all_frames; COCO: e.g. train2017; FBMS: Trainingset | Testset; ViSal: unused
-    test: str = "davis"  # validation / inference dataset: davis | youtube_vos | synthetic | fbms | visal
+    test: Literal["davis", "youtube_vos", "fbms", "visal", "synthetic"] = "davis"  # validation / inference dataset: davis | youtube_vos | synthetic | fbms | visal
     test_root: str = "data/DAVIS"  # folder of the test dataset
     test_split: str = "2016/val.txt"  # as train_split
     max_temporal_gap: int = 12  # a training clip draws clip_length frames from this many frames after its start
@@ -100,8 +105,8 @@ class DataConfig:
 class TrainConfig:
     epochs: int = 100  # training epochs
     batch_size: int = 2  # clips per optimiser step (per process)
-    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for training (inference: inference.precision); bf16 also on CPU; fp16 (the original's apex "mixed"): CUDA with a GradScaler (CPU: training refuses it, inference runs fp32)
-    loss: str = "ce"  # ce: two-class cross-entropy | bce_fg: original BCE on the foreground channel only
+    precision: Precision = "fp32"  # fp32 | bf16 | fp16 autocast for training (inference: inference.precision); bf16 also on CPU; fp16 (the original's apex "mixed"): CUDA with a GradScaler (CPU: training refuses it, inference runs fp32)
+    loss: Literal["ce", "bce_fg"] = "ce"  # ce: two-class cross-entropy | bce_fg: original BCE on the foreground channel only
     validate_every: int = 1  # epochs between validations on the test set (0 = never); best.pth keeps the best score
     init_weights: str = ""  # checkpoint whose weights start a fresh run, e.g. the previous recipe stage's best.pth ("" = none; --wts overrides it)
     resume: bool = True  # true: continue from saved_models/<name>/last.pth when it exists | false: start over, overwriting it
@@ -115,10 +120,10 @@ class TrainConfig:
 
 @dataclass
 class SolverConfig:
-    optimizer: str = "adam"  # adam (the original's only choice)
+    optimizer: Literal["adam"] = "adam"  # adam (the original's only choice)
     base_lr: float = 1e-4  # learning rate before any decay
     weight_decay: float = 0.0  # Adam weight decay (original: 0)
-    lr_schedule: str = "step"  # step: per epoch, lr_milestones (original) | poly: (1 - progress) ** poly_power | cosine: half cosine to 0; poly and cosine per iteration
+    lr_schedule: Literal["step", "poly", "cosine"] = "step"  # step: per epoch, lr_milestones (original) | poly: (1 - progress) ** poly_power | cosine: half cosine to 0; poly and cosine per iteration
     lr_milestones: list[int] = field(default_factory=lambda: [10])  # step: lr *= lr_gamma for every epoch after each milestone
     lr_gamma: float = 0.1  # step: decay factor at each milestone
     poly_power: float = 0.9  # poly: exponent
@@ -129,17 +134,17 @@ class SolverConfig:
 
 @dataclass
 class InferenceConfig:
-    engine: str = "saliency"  # inference engine: saliency (sliding-window softmax averaging)
+    engine: Literal["saliency"] = "saliency"  # inference engine: saliency (sliding-window softmax averaging)
     clip_overlap: int = 3  # frames shared by consecutive windows; windows start every clip_length - clip_overlap frames
     dense: bool = False  # true: a window starts at every frame
-    mask_names: str = "frame_name"  # output PNG names: frame_name (the frame's file stem) | original_index (original: 5-digit frame number; FBMS number in the name, else position)
-    tail: str = "shift_back"  # windows at the end: shift_back (full windows, each frame counted once) | repeat_first (original: pad with copies of the window's first frame, every copy counts)
-    protocol: str = "auto"  # scoring: davis2016 (J, F, J&F) | fbms (J over annotated frames) | saliency (MAE, max F_beta, S) | auto: from data.test (davis, synthetic -> davis2016; fbms -> fbms; visal -> saliency)
-    eval_frames: str = "all"  # annotated frames scored: all (davis2017-evaluation) | skip_first_last (DAVIS-2016 Matlab toolkit, VSOD toolboxes)
+    mask_names: Literal["frame_name", "original_index"] = "frame_name"  # output PNG names: frame_name (the frame's file stem) | original_index (original: 5-digit frame number; FBMS number in the name, else position)
+    tail: Literal["shift_back", "repeat_first"] = "shift_back"  # windows at the end: shift_back (full windows, each frame counted once) | repeat_first (original: pad with copies of the window's first frame, every copy counts)
+    protocol: Literal["auto", "davis2016", "fbms", "saliency"] = "auto"  # scoring: davis2016 (J, F, J&F) | fbms (J over annotated frames) | saliency (MAE, max F_beta, S) | auto: from data.test (davis, synthetic -> davis2016; fbms -> fbms; visal -> saliency)
+    eval_frames: Literal["all", "skip_first_last"] = "all"  # annotated frames scored: all (davis2017-evaluation) | skip_first_last (DAVIS-2016 Matlab toolkit, VSOD toolboxes)
     save_probs: bool = False  # also write results/<name>/probs/<sequence>/<frame>.png: 8-bit round(255 * foreground probability)
     overlay: bool = False  # also write results/<name>/overlays/<sequence>.mp4: frames with the mask tinted and outlined (H.264)
     overwrite: bool = False  # false: a re-run skips sequences whose outputs are complete | true: predict every sequence again
-    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast for inference and validation, separate from train.precision; bf16 also on CPU; fp16 on the CPU runs fp32
+    precision: Precision = "fp32"  # fp32 | bf16 | fp16 autocast for inference and validation, separate from train.precision; bf16 also on CPU; fp16 on the CPU runs fp32
     batch_size: int = 1  # sliding windows per forward pass (results do not depend on it)
     channels_last: bool = False  # network and clips in the channels_last_3d memory format (faster bf16 convolutions on CPU; Tensor Cores on CUDA)
     compile: bool = False  # run the network through torch.compile (first windows compile; falls back to eager with a warning when compiling fails)
@@ -156,7 +161,7 @@ class LoaderConfig:
 @dataclass
 class Config:
     name: str = "default"  # run name: saved_models/<name>/ and results/<name>/
-    device: str = "auto"  # auto | cpu | cuda
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where the network runs: cpu | cuda | auto (cuda when available, else cpu)
     seed: int = 0  # seed for weights init and clip sampling
     model: ModelConfig = field(default_factory=ModelConfig)
     input: InputConfig = field(default_factory=InputConfig)
@@ -165,36 +170,6 @@ class Config:
     solver: SolverConfig = field(default_factory=SolverConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
-
-
-CHOICES = {
-    "device": ("auto", "cpu", "cuda"),
-    "model.backbone": ("csn_ir", "csn_ip", "resnet", "resnet_basic"),
-    "model.inter_block": ("GC3d", "C3D", "NL", "ASPP"),
-    "model.refine_block": ("Refine3d", "Refine2plus1d", "Refine3dLight", "Refine3dLightGN", "Refine3dDG",
-                           "Refine3dConvTranspose", "RefineSimple"),
-    "model.encoder_init": ("he", "original"),
-    "model.bn_mode": ("frozen", "train", "sync"),
-    "input.train_resize": ("unchanged", "fixed_size", "resize_short_edge", "resize_short_edge_and_crop"),
-    "input.test_resize": ("unchanged", "fixed_size", "resize_short_edge"),
-    "data.train": ("davis", "youtube_vos", "coco", "fbms", "visal", "synthetic"),
-    "data.test": ("davis", "youtube_vos", "fbms", "visal", "synthetic"),
-    "data.davis.annotations": ("auto", "unsupervised", "semi_supervised"),
-    "data.coco.warp": ("before_padding", "after_padding"),
-    "data.coco.category_filter": ("annotations", "images"),
-    "data.coco.affine_scale": ("anisotropic", "isotropic"),
-    "input.train_crop": ("object", "original", "uniform"),
-    "train.precision": ("fp32", "bf16", "fp16"),
-    "train.loss": ("ce", "bce_fg"),
-    "solver.optimizer": ("adam",),
-    "solver.lr_schedule": ("step", "poly", "cosine"),
-    "inference.engine": ("saliency",),
-    "inference.precision": ("fp32", "bf16", "fp16"),
-    "inference.tail": ("shift_back", "repeat_first"),
-    "inference.mask_names": ("frame_name", "original_index"),
-    "inference.protocol": ("auto", "davis2016", "fbms", "saliency"),
-    "inference.eval_frames": ("all", "skip_first_last"),
-}
 
 
 def _closest(key: str, valid, prefix: str) -> str:
@@ -208,6 +183,8 @@ def _closest(key: str, valid, prefix: str) -> str:
 def _type_name(hint) -> str:
     if typing.get_origin(hint) is list:
         return "a list"
+    if typing.get_origin(hint) is Literal:
+        return type(typing.get_args(hint)[0]).__name__
     return "a mapping" if dataclasses.is_dataclass(hint) else hint.__name__
 
 
@@ -216,6 +193,8 @@ def _check_value(value, hint, source: str, dotted: str):
     `dotted`. Handles lists, unions (`str | list[TrainSource]`: a list takes the list arm) and
     dataclasses (a mapping, merged strictly into a fresh instance)."""
     origin = typing.get_origin(hint)
+    if origin is Literal:  # the type of its values here; validate checks the value
+        return _check_value(value, type(typing.get_args(hint)[0]), source, dotted)
     if origin is typing.Union or origin is types.UnionType:
         arms = typing.get_args(hint)
         list_arms = [arm for arm in arms if typing.get_origin(arm) is list]
@@ -347,12 +326,34 @@ def train_sources(data: DataConfig) -> list[tuple[str, TrainSource]]:
     return [("data.train_root", TrainSource(data.train, data.train_root, data.train_split, 1.0))]
 
 
-def _choice_values(cfg: Config, dotted: str) -> list[tuple[str, object]]:
-    """(key, value) pairs to check against CHOICES[dotted]; data.train may list several sources."""
-    value = _get(cfg, dotted)
-    if isinstance(value, list):
-        return [(f"{dotted}[{i}].dataset", source.dataset) for i, source in enumerate(value)]
-    return [(dotted, value)]
+def _literal_values(hint) -> tuple:
+    """The values of a Literal hint, or of the Literal arm of a union; () for other hints."""
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    return next((values for arm in typing.get_args(hint) if (values := _literal_values(arm))), ())
+
+
+def choices(dotted: str) -> tuple:
+    """The values a config key allows, from its Literal type, e.g. choices("inference.protocol")."""
+    hint = Config
+    for part in dotted.split("."):
+        hint = typing.get_type_hints(hint)[part]
+    return _literal_values(hint)
+
+
+def _check_choices(section, prefix: str = "") -> None:
+    """Every Literal field of the dataclass `section`, of the sections under it and of the
+    sources a list holds (data.train), has one of its values."""
+    for name, hint in typing.get_type_hints(type(section)).items():
+        value, dotted = getattr(section, name), f"{prefix}{name}"
+        if dataclasses.is_dataclass(value):
+            _check_choices(value, dotted + ".")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    _check_choices(item, f"{dotted}[{i}].")
+        elif (allowed := _literal_values(hint)) and value not in allowed:
+            raise UserError(f"{dotted} = {value!r}; choose from {', '.join(allowed)}")
 
 
 def _validate_data(data: DataConfig, task: str, validating: bool) -> None:
@@ -377,10 +378,7 @@ def _validate_data(data: DataConfig, task: str, validating: bool) -> None:
 def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
     """Check enums and cross-field rules; check only the paths that `task` reads (with
     `input_path`, the video or frame folder of `--input`, no data root)."""
-    for dotted, choices in CHOICES.items():
-        for where, value in _choice_values(cfg, dotted):
-            if value not in choices:
-                raise UserError(f"{where} = {value!r}; choose from {', '.join(choices)}")
+    _check_choices(cfg)
     if cfg.input.clip_length < 1:
         raise UserError("input.clip_length must be at least 1")
     if not 0 <= cfg.inference.clip_overlap < cfg.input.clip_length:
