@@ -11,32 +11,37 @@ import logging
 import sys
 from pathlib import Path
 
+from utils.config import Task
 from utils.errors import UserError, report
 from utils.files import os_error_text
 
 logger = logging.getLogger("main")
 
+COMMAND_LINE_TASKS = (Task.TRAIN, Task.INFER, Task.EVAL)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True, help="run config (YAML), e.g. run_configs/demo.yaml")
-    parser.add_argument("--task", choices=("train", "infer", "eval"), default="train",
+    parser.add_argument("--task", choices=[task.value for task in COMMAND_LINE_TASKS], default=Task.TRAIN.value,
                         help="train: fit the model; infer: write masks and scores; eval: scores only, no files")
     parser.add_argument("--wts", "-w", help="checkpoint: ours or the original 3DC-Seg format "
                                             "(required for infer/eval; for train, the initial weights of a fresh run)")
     parser.add_argument("--input", help="infer: a video file (mp4/avi/mov/mkv) or a folder of frames "
                                         "(jpg/png/bmp) instead of the test set; no ground truth needed")
     parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
-    return parser.parse_intermixed_args(argv)
+    args = parser.parse_intermixed_args(argv)
+    args.task = Task(args.task)
+    return args
 
 
-def check_input_argument(task: str, input_path: str | None) -> None:
-    if input_path and task != "infer":
+def check_input_argument(task: Task, input_path: str | None) -> None:
+    if input_path and task is not Task.INFER:
         raise UserError(f"--input goes with --task infer (it has no ground truth to {task} with)")
 
 
-def check_weights_argument(task: str, wts: str | None) -> None:
-    if task != "train" and not wts:
+def check_weights_argument(task: Task, wts: str | None) -> None:
+    if task is not Task.TRAIN and not wts:
         raise UserError(f"--task {task} needs --wts <checkpoint>, e.g. saved_models/<name>/last.pth")
     if wts and not Path(wts).is_file():
         raise UserError(f"--wts: file not found: {wts}")
@@ -73,10 +78,10 @@ def main(argv=None) -> int:
         check_weights_argument(args.task, args.wts)
         run = setup_run(cfg, args.task)
         try:
-            if args.task == "train":
+            if args.task is Task.TRAIN:
                 return run_train(cfg, run, args.wts)
             from tasks.infer import infer
-            infer(cfg, run, args.wts, write_files=args.task == "infer", input_path=args.input)
+            infer(cfg, run, args.wts, write_files=args.task is Task.INFER, input_path=args.input)
         finally:
             release_output_lock()
     except UserError as error:

@@ -25,7 +25,7 @@ from datasets.video import array_sequence, index_input
 from inference_handlers import build_engine
 from network.weights import load_model
 from utils.checkpoint import read_torch_file
-from utils.config import from_dict, load_config, parse_override, validate
+from utils.config import Task, from_dict, load_config, parse_override, validate
 from utils.errors import UserError
 
 
@@ -68,7 +68,7 @@ class Segmenter:
     def __init__(self, weights, config=None, overrides=(), device: str | None = None):
         overrides = list(overrides) + ([f"device={device}"] if device else [])
         cfg = load_config(config, overrides) if config else config_from_checkpoint(weights, overrides)
-        validate(cfg, "segment")
+        validate(cfg, Task.SEGMENT)
         if cfg.device == "cuda" and not torch.cuda.is_available():
             raise UserError("device = cuda, but no CUDA device is available")
         self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()

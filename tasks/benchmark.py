@@ -71,7 +71,7 @@ from inference_handlers.writers import write_json
 from loss import LOSSES
 from network import build_model
 from network.cost import count_flops, count_parameters
-from utils.config import choices, load_config, validate
+from utils.config import Task, choices, load_config, validate
 from utils.errors import UserError, report
 from tasks.setup import setup_run
 from utils.precision import autocast_for
@@ -324,11 +324,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        validate(cfg, "benchmark")
+        validate(cfg, Task.BENCHMARK)
         if args.variants:
             report_variants(cfg, args.height, args.width)
             return 0
-        run = setup_run(cfg, "benchmark")
+        run = setup_run(cfg, Task.BENCHMARK)
         rows = []
         for precision in args.precision or [cfg.inference.precision]:
             rows.append(benchmark(cfg, run.device, args, precision))

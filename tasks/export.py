@@ -23,7 +23,7 @@ import torch
 
 from network.weights import load_model
 from tasks.setup import setup_run
-from utils.config import load_config, validate
+from utils.config import Task, load_config, validate
 from utils.errors import UserError, report
 from utils.files import atomic_write
 
@@ -107,8 +107,8 @@ def main(argv=None) -> int:
         if not Path(args.wts).is_file():
             raise UserError(f"--wts: file not found: {args.wts}")
         cfg = load_config(args.config, [*args.overrides, "device=cpu"])
-        validate(cfg, "benchmark")
-        run = setup_run(cfg, "export")
+        validate(cfg, Task.EXPORT)
+        run = setup_run(cfg, Task.EXPORT)
         formats = ("pt2", "onnx") if args.format == "both" else (args.format,)
         results = export(cfg, args.wts, run.results_dir / "export", formats,
                          (args.check_height, args.check_width), args.tolerance)

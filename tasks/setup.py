@@ -22,7 +22,7 @@ import torch
 
 from tasks.distributed import (destroy_process_group, init_process_group, is_initialized,
                                is_main_process, rank, world_size)
-from utils.config import dump_yaml
+from utils.config import Task, dump_yaml
 from utils.errors import UserError
 from utils.files import atomic_write_text, lock_folder, remove_temp_files, unlock_folder
 
@@ -133,7 +133,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup_run(cfg, task: str) -> Run:
+def setup_run(cfg, task: Task) -> Run:
     """Process group (under torchrun), output folder (checked writable, locked against a second
     process; rank 0 only), logging to the console and to a log file with the versions of the
     software, seed and device."""
@@ -141,9 +141,9 @@ def setup_run(cfg, task: str) -> Run:
     if is_initialized():
         atexit.register(destroy_process_group)
     run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name, device=device)
-    run_dir = run.model_dir if task == "train" else run.results_dir
+    run_dir = run.model_dir if task is Task.TRAIN else run.results_dir
     if is_main_process():
-        removed = hold_output_lock(run_dir, "run" if task == "train" else "results")
+        removed = hold_output_lock(run_dir, "run" if task is Task.TRAIN else "results")
         setup_logging(run_dir / f"{task}.log")
         if removed:
             logging.getLogger(__name__).info("removed %d temp file(s) of an earlier run killed while writing: %s",

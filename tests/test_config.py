@@ -1,5 +1,6 @@
 import pytest
 
+import main
 from datasets import DATASETS
 from datasets.davis import ANNOTATION_DIRS
 from inference_handlers import ENGINES
@@ -8,7 +9,7 @@ from loss import LOSSES
 from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS
 from network.resnet3d import CONV_INITS
 from tasks.schedule import LR_SCHEDULES
-from utils.config import Config, choices, from_dict, load_config, to_dict, validate
+from utils.config import Config, Task, choices, from_dict, load_config, to_dict, validate
 from utils.errors import UserError
 from utils.precision import AUTOCAST_DTYPES
 
@@ -75,17 +76,17 @@ def test_validate_checks_enums_and_overlap(tmp_path):
     cfg = load_config(TINY_CONFIG)
     cfg.inference.clip_overlap = cfg.input.clip_length
     with pytest.raises(UserError, match="clip_overlap"):
-        validate(cfg, "infer")
+        validate(cfg, Task.INFER)
     cfg = load_config(TINY_CONFIG, ["train.precision=fp8"])
     with pytest.raises(UserError, match="train.precision"):
-        validate(cfg, "train")
+        validate(cfg, Task.TRAIN)
 
 
 def test_validate_checks_only_the_roots_the_task_reads(tmp_path):
     cfg = load_config(TINY_CONFIG, [f"data.test_root={tmp_path}", "data.train_root=/nonexistent/x"])
-    validate(cfg, "infer")
+    validate(cfg, Task.INFER)
     with pytest.raises(UserError, match="data.train_root"):
-        validate(cfg, "train")
+        validate(cfg, Task.TRAIN)
 
 
 def test_config_round_trips_through_dict():
@@ -130,14 +131,14 @@ def test_validate_checks_every_source_of_a_mixture(tmp_path):
     sources = f"[{{dataset: davis, root: {tmp_path}}}, {{dataset: coco, root: {tmp_path / 'missing'}}}]"
     cfg = load_config(TINY_CONFIG, [f"data.train={sources}", f"data.test_root={tmp_path}"])
     with pytest.raises(UserError, match=r"data\.train\[1\]\.root: folder not found"):
-        validate(cfg, "train")
-    validate(cfg, "infer")
+        validate(cfg, Task.TRAIN)
+    validate(cfg, Task.INFER)
     cfg = load_config(TINY_CONFIG, [f"data.train=[{{dataset: cocoa, root: {tmp_path}}}]"])
     with pytest.raises(UserError, match=r"data\.train\[0\]\.dataset = 'cocoa'"):
-        validate(cfg, "train")
+        validate(cfg, Task.TRAIN)
     cfg = load_config(TINY_CONFIG, [f"data.train=[{{dataset: davis, root: {tmp_path}, weight: 0}}]"])
     with pytest.raises(UserError, match=r"data\.train\[0\]\.weight must be positive"):
-        validate(cfg, "train")
+        validate(cfg, Task.TRAIN)
 
 
 @pytest.mark.parametrize(("key", "names"), [
@@ -156,7 +157,16 @@ def test_config_choices_are_the_names_of_the_packages_tables(key, names):
 def test_validate_names_the_key_and_its_choices_at_any_depth():
     cfg = load_config(TINY_CONFIG, ["data.coco.warp=sideways"])
     with pytest.raises(UserError) as error:
-        validate(cfg, "infer")
+        validate(cfg, Task.INFER)
     assert str(error.value) == "data.coco.warp = 'sideways'; choose from before_padding, after_padding"
     with pytest.raises(UserError, match="'data.coco.warp': expected str, got 3"):
         load_config(TINY_CONFIG, ["data.coco.warp=3"])
+
+
+def test_command_line_tasks_become_task_members_with_their_spelling(capsys):
+    for name in ("train", "infer", "eval"):
+        assert main.parse_args(["-c", "run.yaml", "--task", name]).task is Task(name)
+    assert main.parse_args(["-c", "run.yaml"]).task is Task.TRAIN
+    with pytest.raises(SystemExit):
+        main.parse_args(["-c", "run.yaml", "--task", "benchmark"])
+    assert "invalid choice: 'benchmark' (choose from 'train', 'infer', 'eval')" in capsys.readouterr().err

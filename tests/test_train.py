@@ -16,7 +16,7 @@ from tasks.resume import Progress
 from tasks.train import Training, build_network, check_step, train_step, warn_if_unfinished
 from network.weights import read_model_checkpoint
 from utils.checkpoint import save_checkpoint
-from utils.config import load_config, train_sources, validate
+from utils.config import Task, load_config, train_sources, validate
 from utils.errors import UserError
 from utils.precision import autocast_for, check_precision
 
@@ -205,7 +205,7 @@ RECIPE = ["recipe_coco", "recipe_youtube_vos", "recipe_davis"]
 @pytest.mark.parametrize("name", RECIPE + ["recipe_mixture"])
 def test_recipe_stages_start_from_the_previous_stage_and_train_on_its_data(name):
     cfg = load_config(REPO_ROOT / "run_configs" / f"{name}.yaml")
-    validate(cfg, "benchmark")
+    validate(cfg, Task.BENCHMARK)
     assert cfg.name == name and cfg.data.test_split == "2016/val.txt"
     if name in RECIPE[1:]:
         previous = RECIPE[RECIPE.index(name) - 1]

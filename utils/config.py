@@ -13,6 +13,7 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,16 @@ from utils.errors import UserError
 
 Precision = Literal["fp32", "bf16", "fp16"]
 TrainDataset = Literal["davis", "youtube_vos", "coco", "fbms", "visal", "synthetic"]
+
+
+class Task(StrEnum):
+    """What a run does: `validate` checks the paths it reads, `setup_run` picks its folder and log."""
+    TRAIN = "train"          # main.py --task train
+    INFER = "infer"          # main.py --task infer
+    EVAL = "eval"            # main.py --task eval
+    BENCHMARK = "benchmark"  # python -m tasks.benchmark
+    EXPORT = "export"        # python -m tasks.export
+    SEGMENT = "segment"      # inference_handlers.segmenter.Segmenter (Python API)
 
 @dataclass
 class ModelConfig:
@@ -356,9 +367,8 @@ def _check_choices(section, prefix: str = "") -> None:
             raise UserError(f"{dotted} = {value!r}; choose from {', '.join(allowed)}")
 
 
-def _validate_data(data: DataConfig, task: str, validating: bool) -> None:
-    """Mixture rules, and the data roots that `task` reads (training reads the test root only
-    when it validates)."""
+def _validate_data(data: DataConfig, reads_train: bool, reads_test: bool) -> None:
+    """Mixture rules, and the data roots that are read."""
     if isinstance(data.train, list):
         if not data.train:
             raise UserError("data.train: a list of sources needs at least one source")
@@ -367,17 +377,17 @@ def _validate_data(data: DataConfig, task: str, validating: bool) -> None:
                 raise UserError(f"data.train[{i}].weight must be positive, got {source.weight}")
     if data.epoch_length < 0:
         raise UserError(f"data.epoch_length must be >= 0, got {data.epoch_length}")
-    roots = [("data.test_root", data.test, data.test_root)] if task in ("infer", "eval") or validating else []
-    if task == "train":
-        roots = [(key, source.dataset, source.root) for key, source in train_sources(data)] + roots
+    roots = [(key, source.dataset, source.root) for key, source in train_sources(data)] if reads_train else []
+    roots += [("data.test_root", data.test, data.test_root)] if reads_test else []
     for key, kind, root in roots:
         if kind != "synthetic" and not Path(root).is_dir():
             raise UserError(f"{key}: folder not found: {root} (see README, section Data)")
 
 
-def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
+def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
     """Check enums and cross-field rules; check only the paths that `task` reads (with
-    `input_path`, the video or frame folder of `--input`, no data root)."""
+    `input_path`, the video or frame folder of `--input`, no data root; training reads the test
+    root only when it validates)."""
     _check_choices(cfg)
     if cfg.input.clip_length < 1:
         raise UserError("input.clip_length must be at least 1")
@@ -406,9 +416,10 @@ def validate(cfg: Config, task: str, input_path: str | None = None) -> None:
         raise UserError("train.log_every and train.max_skipped_steps must be >= 1")
     if not 0 < cfg.solver.warmup_factor <= 1 or cfg.solver.poly_power <= 0 or cfg.solver.clip_grad_norm < 0:
         raise UserError("solver.warmup_factor must be in (0, 1], solver.poly_power > 0, solver.clip_grad_norm >= 0")
-    _validate_data(cfg.data, task if input_path is None else "input",
-                   validating=task == "train" and cfg.train.validate_every > 0)
+    validating = task is Task.TRAIN and cfg.train.validate_every > 0
+    _validate_data(cfg.data, reads_train=input_path is None and task is Task.TRAIN,
+                   reads_test=input_path is None and (task in (Task.INFER, Task.EVAL) or validating))
     if input_path is not None and not Path(input_path).exists():
         raise UserError(f"--input: no such file or folder: {input_path}")
-    if task == "train" and cfg.model.backbone_weights and not Path(cfg.model.backbone_weights).is_file():
+    if task is Task.TRAIN and cfg.model.backbone_weights and not Path(cfg.model.backbone_weights).is_file():
         raise UserError(f"model.backbone_weights: file not found: {cfg.model.backbone_weights}")
