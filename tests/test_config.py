@@ -127,6 +127,15 @@ def test_unknown_key_inside_a_source_names_its_position(tmp_path):
         load_config(write(tmp_path, "data: {train: 3}\n"))
 
 
+
+def test_a_section_or_source_given_a_plain_value_names_its_key(tmp_path):
+    with pytest.raises(UserError, match=r"run\.yaml: 'data\.coco' must be a mapping, got \[1\]$"):
+        load_config(write(tmp_path, "data: {coco: [1]}\n"))
+    with pytest.raises(UserError, match=r"run\.yaml: 'data\.train\[0\]' must be a mapping, got 3$"):
+        load_config(write(tmp_path, "data: {train: [3]}\n"))
+    with pytest.raises(UserError, match=r"^command line: 'model' must be a mapping, got 3$"):
+        load_config(write(tmp_path, "name: x\n"), ["model=3"])
+
 def test_validate_checks_every_source_of_a_mixture(tmp_path):
     sources = f"[{{dataset: davis, root: {tmp_path}}}, {{dataset: coco, root: {tmp_path / 'missing'}}}]"
     cfg = load_config(TINY_CONFIG, [f"data.train={sources}", f"data.test_root={tmp_path}"])

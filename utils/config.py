@@ -224,10 +224,8 @@ def _check_value(value, hint, source: str, dotted: str):
             raise UserError(f"{source}: '{dotted}': expected a list, got {value!r}")
         return [_check_value(item, item_hint, source, f"{dotted}[{i}]") for i, item in enumerate(value)]
     if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise UserError(f"{source}: '{dotted}' must be a mapping, got {value!r}")
         item = hint()
-        _merge(item, value, source, dotted + ".")
+        _merge(item, value, source, dotted)
         return item
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -236,13 +234,17 @@ def _check_value(value, hint, source: str, dotted: str):
             return float(value)
         except ValueError:
             pass
-    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+    if (hint is int and isinstance(value, bool)) or not isinstance(value, hint):
         raise UserError(f"{source}: '{dotted}': expected {hint.__name__}, got {value!r}")
     return value
 
 
-def _merge(target, values: dict, source: str, prefix: str = "") -> None:
-    """Set the fields of dataclass `target` from the mapping `values`, strictly."""
+def _merge(target, values, source: str, section: str = "") -> None:
+    """Set the fields of dataclass `target` (the config key `section`, "" for the whole config)
+    from the mapping `values`, strictly: sections merge key by key, other fields are replaced."""
+    if not isinstance(values, dict):
+        raise UserError(f"{source}: '{section}' must be a mapping, got {values!r}")
+    prefix = f"{section}." if section else ""
     hints = typing.get_type_hints(type(target))
     for key, value in values.items():
         dotted = f"{prefix}{key}"
@@ -250,9 +252,7 @@ def _merge(target, values: dict, source: str, prefix: str = "") -> None:
             raise UserError(f"{source}: unknown key '{dotted}'{_closest(key, hints, prefix)}")
         current = getattr(target, key)
         if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise UserError(f"{source}: '{dotted}' must be a mapping, got {value!r}")
-            _merge(current, value, source, dotted + ".")
+            _merge(current, value, source, dotted)
         else:
             setattr(target, key, _check_value(value, hints[key], source, dotted))
 
