@@ -34,6 +34,7 @@ class Task(StrEnum):
     EXPORT = "export"        # python -m tasks.export
     SEGMENT = "segment"      # inference_handlers.segmenter.Segmenter (Python API)
 
+
 @dataclass
 class ModelConfig:
     backbone: Literal["csn_ir", "csn_ip", "resnet", "resnet_basic"] = "csn_ir"  # encoder: csn_ir (paper) | csn_ip | resnet (bottleneck 3D ResNet) | resnet_basic (basic-block 3D ResNet); README, Models
@@ -201,10 +202,11 @@ def _type_name(hint) -> str:
 
 def _check_value(value, hint, source: str, dotted: str):
     """Return `value` converted to the type `hint`, or raise a UserError naming `source` and
-    `dotted`. Handles lists, unions (`str | list[TrainSource]`: a list takes the list arm) and
-    dataclasses (a mapping, merged strictly into a fresh instance)."""
+    `dotted`. Handles Literals (a value of their type; `validate` checks it is one of them), lists,
+    unions (`TrainDataset | list[TrainSource]`: a list takes the list arm) and dataclasses (a
+    mapping, merged strictly into a fresh instance)."""
     origin = typing.get_origin(hint)
-    if origin is Literal:  # the type of its values here; validate checks the value
+    if origin is Literal:
         return _check_value(value, type(typing.get_args(hint)[0]), source, dotted)
     if origin is typing.Union or origin is types.UnionType:
         arms = typing.get_args(hint)
