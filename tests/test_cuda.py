@@ -81,7 +81,7 @@ def sequences(tmp_path_factory):
 
 
 def infer(engine, sequences, folder, write_queue=0) -> dict:
-    run_inference(engine, sequences, results_dir=folder, show_progress=False, write_queue=write_queue)
+    run_inference(engine, sequences, InferenceConfig(write_queue=write_queue), results_dir=folder, show_progress=False)
     return masks_of(folder)
 
 

@@ -101,7 +101,8 @@ def test_engine_holds_a_bounded_number_of_frames(tmp_path, monkeypatch, tail, ba
 
 def test_labels_are_cropped_and_resized_to_the_frame(tmp_path, mini_davis):
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")
-    summary = run_inference(make_engine("shift_back"), [sequence], results_dir=tmp_path, show_progress=False)
+    summary = run_inference(make_engine("shift_back"), [sequence], InferenceConfig(), results_dir=tmp_path,
+                            show_progress=False)
     written = sorted((tmp_path / "bear").glob("*.png"))
     assert [p.stem for p in written] == [f"{i:05d}" for i in range(10)]
     with Image.open(written[0]) as image:

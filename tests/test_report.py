@@ -17,7 +17,7 @@ from inference_handlers.inference import run_inference
 from inference_handlers.report import inference_frames, main as compare_main, write_report
 from network import build_model
 from utils.checkpoint import save_checkpoint
-from utils.config import load_config, to_dict
+from utils.config import InferenceConfig, load_config, to_dict
 
 from browser import cell_values, fresh_profile, start_chromium, view
 from conftest import TINY_CONFIG, write_mini_davis
@@ -118,8 +118,8 @@ def test_reports_render_without_scores_for_one_empty_sequence_and_for_input(tmp_
     sequence = Sequence("sparse", tuple(paths), {0: root / "Annotations_unsupervised/480p/blank/00000.png",
                                                  9: root / "Annotations_unsupervised/480p/blank/00009.png"})
     out = tmp_path / "results/sparse"
-    summary = run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence], results_dir=out,
-                            show_progress=False, frames="skip_first_last")
+    summary = run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence],
+                            InferenceConfig(eval_frames="skip_first_last"), results_dir=out, show_progress=False)
     assert summary["score"] is None
     write_report(out, {"source": "test"}, inference_frames([sequence], out, "frame_name", summary), summary)
     check_page(browser, out / "report.html")
