@@ -15,9 +15,10 @@ from datasets.video import index_input
 from datasets.transforms import crop_padding
 from inference_handlers import merge_summaries
 from inference_handlers.inference import COMPLETE_MARKER, run_inference
-from utils.config import InferenceConfig
+from tasks.infer import outputs_fingerprint
+from utils.config import InferenceConfig, load_config
 
-from conftest import write_mini_davis
+from conftest import TINY_CONFIG, write_mini_davis
 from test_engine import make_engine
 from test_video import decode_all, write_video
 
@@ -117,6 +118,27 @@ def test_changed_settings_or_overwrite_predict_again(tmp_path, three_sequences):
     marker = json.loads((out / "bear" / COMPLETE_MARKER).read_text())
     assert marker["files"] == [f"bear/{i:05d}.png" for i in range(6)]
     assert not list((out / "probs" / "bear").glob("*.png"))  # stale files of the earlier run removed
+
+
+def test_outputs_of_infer_are_reused_until_a_setting_that_changes_them_does(tmp_path, three_sequences):
+    weights, out = tmp_path / "weights.pth", tmp_path / "out"
+    weights.write_bytes(b"weights")
+
+    def predicted(*overrides) -> list[str]:
+        cfg = load_config(TINY_CONFIG, list(overrides))
+        engine = CountingEngine()
+        run_inference(engine, three_sequences[:1], cfg.inference, results_dir=out, show_progress=False,
+                      fingerprint=outputs_fingerprint(cfg, str(weights)))
+        return engine.predicted
+
+    assert predicted() == ["bear"]
+    assert predicted() == []  # the marker, read back, equals what this run would write
+    assert predicted("inference.batch_size=2", "inference.prefetch_frames=0", "inference.write_queue=0",
+                     "inference.report=false", "model.backbone_weights=backbone.pth") == []
+    for change in ("inference.tail=repeat_first", "inference.precision=bf16", "input.test_size=[32]",
+                   "model.bn_eps=0.001"):
+        assert predicted(change) == ["bear"], change
+        assert predicted() == ["bear"]  # back to the first settings: predicted again
 
 
 def test_summaries_of_shards_merge_into_the_summary_of_all_sequences(three_sequences):
