@@ -78,7 +78,8 @@ def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: st
             if writing and not inference.overwrite:
                 record = completed_record(results_dir, sequence, settings)
             if record is None:
-                record = predict_sequence(engine, sequence, results_dir, settings, progress, inference.write_queue)
+                record = predict_sequence(engine, sequence, results_dir, settings, progress,
+                                          inference.write_queue)
             else:
                 reused += 1
                 progress.update(sequence.num_frames)

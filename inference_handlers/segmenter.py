@@ -59,7 +59,8 @@ class Segmenter:
     def __init__(self, weights, config=None, overrides=(), device: str | None = None):
         overrides = list(overrides) + ([f"device={device}"] if device else [])
         checkpoint = read_model_checkpoint(weights)  # the file is read once, for its config and its weights
-        cfg = load_config(config, overrides) if config else config_from_checkpoint(checkpoint, weights, overrides)
+        cfg = (load_config(config, overrides) if config
+               else config_from_checkpoint(checkpoint, weights, overrides))
         validate(cfg, "segment")
         self.device = select_device(cfg.device)
         model, _ = load_model(cfg.model, weights, checkpoint)

@@ -175,8 +175,8 @@ def measure_end_to_end(engine, cfg, device, height: int, width: int, frames: int
         times, cpu_times = [], []
         for run in range(runs):
             start, cpu_start = time.perf_counter(), time.process_time()
-            summary = run_inference(engine, [sequence], cfg.inference, results_dir=Path(folder) / f"results{run}",
-                                    show_progress=False)
+            summary = run_inference(engine, [sequence], cfg.inference,
+                                    results_dir=Path(folder) / f"results{run}", show_progress=False)
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
     return {"end_to_end_frames": frames, "end_to_end_frames_per_s": round(frames / statistics.median(times), 2),

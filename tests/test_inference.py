@@ -144,7 +144,8 @@ def test_outputs_of_infer_are_reused_until_a_setting_that_changes_them_does(tmp_
 def test_summaries_of_shards_merge_into_the_summary_of_all_sequences(three_sequences):
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
     whole = run_inference(engine, three_sequences, InferenceConfig(), show_progress=False)
-    parts = [run_inference(engine, three_sequences[rank::2], InferenceConfig(), show_progress=False) for rank in range(2)]
+    parts = [run_inference(engine, three_sequences[rank::2], InferenceConfig(), show_progress=False)
+             for rank in range(2)]
     merged = merge_summaries(parts)
     assert merged["metrics"] == pytest.approx(whole["metrics"])
     assert merged["sequences"] == whole["sequences"] and merged["num_frames"] == 18
@@ -155,6 +156,7 @@ def test_summaries_of_shards_merge_into_the_summary_of_all_sequences(three_seque
 
 def test_skip_first_last_scores_all_but_two_frames_per_sequence(three_sequences):
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
-    summary = run_inference(engine, three_sequences, InferenceConfig(eval_frames="skip_first_last"), show_progress=False)
+    summary = run_inference(engine, three_sequences, InferenceConfig(eval_frames="skip_first_last"),
+                            show_progress=False)
     assert summary["frames"] == "skip_first_last" and summary["num_frames"] == 3 * 4
     assert summary["records"]["bear"]["frames"] == ["00001", "00002", "00003", "00004"]

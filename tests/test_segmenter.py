@@ -12,7 +12,7 @@ from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 from utils.device import select_device
 from utils.errors import UserError
-from weight_files import original_checkpoint, tiny_model
+from weight_files import original_checkpoint
 
 from conftest import TINY_CONFIG
 
