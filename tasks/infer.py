@@ -48,8 +48,8 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     model, _ = load_model(cfg.model, weights_path)
     model.to(run.device)
     sequences = index_input(input_path) if input_path else index_sequences(cfg.data, "test")
-    results_dir = run.results_dir if write_files else None
     protocol = protocol_for(cfg.inference.protocol, cfg.data.test)
+    results_dir = run.results_dir if write_files else None
     summary = run_inference(build_engine(cfg, model, run.device), shard(sequences), cfg.inference,
                             protocol=protocol, results_dir=results_dir, show_progress=is_main_process(),
                             fingerprint=outputs_fingerprint(cfg, weights_path))

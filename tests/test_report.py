@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import main
+import tasks.setup
 from datasets.io import read_mask, write_palette_png
 from datasets.sequence import Sequence
 from inference_handlers.evaluate import main as evaluate_main
@@ -89,6 +90,21 @@ def test_infer_report_shows_the_numbers_of_metrics_json_and_every_picture(browse
     for name, entry in per_frame.items():  # the per-frame J kept for the report averages to metrics.json's J_mean
         assert np.mean(entry["J"]) == pytest.approx(metrics["sequences"][name]["J_mean"])
         assert entry["scored"] == entry["frames"] and len(entry["image"]) == 10
+
+
+def test_the_report_names_the_versions_found_at_set_up(tmp_path, monkeypatch, tiny_weights):
+    calls = []
+
+    def environment_versions():
+        calls.append(1)
+        return "Python 3, torch 2; code: the versions found at set-up"
+
+    monkeypatch.setattr(tasks.setup, "environment_versions", environment_versions)
+    root = write_mini_davis(tmp_path / "DAVIS", names=("bear",), num_frames=4)
+    monkeypatch.chdir(tmp_path)
+    infer(tiny_weights, root)
+    assert len(calls) == 1  # found once, for the log and the report
+    assert "code: the versions found at set-up" in (tmp_path / "results/tiny/report.html").read_text()
 
 
 def test_reports_render_without_scores_for_one_empty_sequence_and_for_input(tmp_path, monkeypatch, browser,
