@@ -22,10 +22,4 @@ def build_engine(cfg, model, device):
         logger.warning("inference.precision = fp16 needs a CUDA device; running fp32 on the %s "
                        "(bf16 is the CPU's fast precision)", device.type)
     engine_class = pick(ENGINES, cfg.inference.engine, "inference engine")
-    return engine_class(model, clip_length=cfg.input.clip_length,
-                        clip_overlap=cfg.inference.clip_overlap, dense=cfg.inference.dense,
-                        tail=cfg.inference.tail, resize_mode=cfg.input.test_resize,
-                        resize_size=cfg.input.test_size, device=device,
-                        precision=cfg.inference.precision, batch_size=cfg.inference.batch_size,
-                        prefetch_frames=cfg.inference.prefetch_frames,
-                        channels_last=cfg.inference.channels_last, compile=cfg.inference.compile)
+    return engine_class(model, cfg.inference, cfg.input, device)

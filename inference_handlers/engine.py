@@ -31,6 +31,7 @@ from datasets.sequence import Sequence
 from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
                                  resized_shape)
 from inference_handlers.background import host_workers, ordered_map, prefetch
+from utils.config import InferenceConfig, InputConfig
 from utils.precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -91,33 +92,31 @@ def resize_labels_on(labels: torch.Tensor, shape: tuple[int, int]) -> torch.Tens
 class SaliencyEngine:
     """Averages softmax probabilities over all windows that cover a frame.
 
-    batch_size: windows per forward; prefetch_frames: frames read ahead in a background thread
-    (0 = read in the calling thread); channels_last: network and clips in channels_last_3d;
-    compile: run the network through torch.compile, falling back to eager (one warning) if
-    compiling fails.
+    From `inference`: the window schedule (clip_overlap, dense, tail), precision, batch_size
+    (windows per forward), prefetch_frames (frames read ahead in a background thread; 0 = read
+    in the calling thread), channels_last (network and clips in channels_last_3d) and compile
+    (run the network through torch.compile, falling back to eager with one warning if compiling
+    fails). From `input_config`: clip_length and the test-time resize (test_resize, test_size).
     """
 
-    def __init__(self, model, *, clip_length: int, clip_overlap: int, dense: bool, tail: str,
-                 resize_mode: str, resize_size, device: torch.device, precision: str,
-                 batch_size: int = 1, prefetch_frames: int = 0, channels_last: bool = False,
-                 compile: bool = False):
+    def __init__(self, model, inference: InferenceConfig, input_config: InputConfig, device: torch.device):
         self.model = model
-        self.clip_length = clip_length
-        self.stride = window_stride(clip_length, clip_overlap, dense)
-        self.tail = tail
-        self.resize_mode = resize_mode
-        self.resize_size = resize_size
+        self.clip_length = input_config.clip_length
+        self.stride = window_stride(input_config.clip_length, inference.clip_overlap, inference.dense)
+        self.tail = inference.tail
+        self.resize_mode = input_config.test_resize
+        self.resize_size = input_config.test_size
         self.device = device
-        self.precision = precision
-        self.batch_size = batch_size
-        self.prefetch_frames = prefetch_frames
-        self.channels_last = channels_last
+        self.precision = inference.precision
+        self.batch_size = inference.batch_size
+        self.prefetch_frames = inference.prefetch_frames
+        self.channels_last = inference.channels_last
         self.prepare_on_device = device.type == "cuda"  # frames cross as uint8, converted there
-        if channels_last:
+        if inference.channels_last:
             model.to(memory_format=torch.channels_last_3d)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # windows share one shape: pick the fastest kernels once
-        self.compiled = torch.compile(model) if compile else None
+        self.compiled = torch.compile(model) if inference.compile else None
 
     def _load(self, frames, index: int):
         """Frame `index`, its padding and its size on disk. The frame: a (3, H, W) float tensor

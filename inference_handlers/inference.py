@@ -32,6 +32,7 @@ from inference_handlers.background import consume_in_background, host_workers, o
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
                                           scored_indices, summarise)
 from inference_handlers.writers import write_json, write_mask, write_overlay_video, write_probability
+from utils.config import InferenceConfig
 from utils.errors import UserError
 from utils.files import remove_temp_files
 
@@ -46,36 +47,39 @@ def ground_truth_source(sequence) -> str:
     return sequence.ground_truth or str(next(iter(sequence.mask_paths.values())).parent.parent)
 
 
-def run_inference(engine, sequences, results_dir: Path | None = None, show_progress: bool = True,
-                  mask_names: str = "frame_name", protocol: str = "davis2016", frames: str = "all",
-                  save_probs: bool = False, overlay: bool = False, overwrite: bool = False,
-                  fingerprint: dict | None = None, write_queue: int = 0) -> dict:
-    """Predict every sequence and score its annotated frames with `protocol` (frames: all |
-    skip_first_last); with results_dir, write masks named by `mask_names` (Sequence.output_name),
-    and probability PNGs and overlay videos if asked; return the summary (protocols.summarise).
+def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: str = "davis2016",
+                  results_dir: Path | None = None, show_progress: bool = True,
+                  fingerprint: dict | None = None) -> dict:
+    """Predict every sequence and score its annotated frames with `protocol` (inference.eval_frames:
+    all | skip_first_last); with results_dir, write masks named by inference.mask_names
+    (Sequence.output_name), and probability PNGs and overlay videos if asked (inference.save_probs,
+    inference.overlay); return the summary (protocols.summarise). inference.write_queue:
+    predictions handed to the background writer ahead of it (0 = write and score in the calling
+    thread); inference.overwrite: predict complete sequences again.
 
-    fingerprint: what made the outputs (weights, settings); a complete sequence is reused only
-    when it matches. write_queue: predictions handed to the background writer ahead of it (0 =
-    write and score in the calling thread).
+    fingerprint: what made the outputs (weights, settings), of JSON values (lists, not tuples) so
+    that a marker read back compares equal; a complete sequence is reused only when it matches.
     """
     engine.model.eval()
-    if results_dir is not None:
+    writing = results_dir is not None
+    settings = {"fingerprint": fingerprint, "protocol": protocol, "frames": inference.eval_frames,
+                "mask_names": inference.mask_names, "save_probs": inference.save_probs and writing,
+                "overlay": inference.overlay and writing}  # as a marker stores it
+    if writing:
         clashes = {s.name for s in sequences} & {PROBS_DIR, OVERLAYS_DIR}
-        if clashes and (save_probs or overlay):
+        if clashes and (settings["save_probs"] or settings["overlay"]):
             raise UserError(f"a sequence is named {', '.join(clashes)}, like an output folder of "
                             f"inference.save_probs / inference.overlay; rename it or switch those off")
-    settings = json.loads(json.dumps({"fingerprint": fingerprint, "protocol": protocol, "frames": frames,
-                                      "mask_names": mask_names, "save_probs": save_probs,
-                                      "overlay": overlay}))  # as a marker stores it
     records, reused = {}, 0
     total_frames = sum(sequence.num_frames for sequence in sequences)
     with tqdm(total=total_frames, desc="infer", unit="frame", disable=not show_progress) as progress:
         for sequence in sequences:
             record = None
-            if results_dir is not None and not overwrite:
+            if writing and not inference.overwrite:
                 record = completed_record(results_dir, sequence, settings)
             if record is None:
-                record = predict_sequence(engine, sequence, results_dir, settings, progress, write_queue)
+                record = predict_sequence(engine, sequence, results_dir, settings, progress,
+                                          inference.write_queue)
             else:
                 reused += 1
                 progress.update(sequence.num_frames)
@@ -86,7 +90,7 @@ def run_inference(engine, sequences, results_dir: Path | None = None, show_progr
         logger.info("%d of %d sequences were complete in %s and were not predicted again "
                     "(inference.overwrite=true redoes them)", reused, len(sequences), results_dir)
     truth = [ground_truth_source(s) for s in sequences if s.mask_paths]
-    return summarise(records, protocol, frames, truth)
+    return summarise(records, protocol, inference.eval_frames, truth)
 
 
 def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict, progress,

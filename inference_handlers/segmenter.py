@@ -16,16 +16,15 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 from PIL import Image
 
 from datasets.sequence import Sequence
 from datasets.transforms import crop_padding
 from datasets.video import array_sequence, index_input
 from inference_handlers import build_engine
-from network.weights import load_model
-from utils.checkpoint import read_torch_file
-from utils.config import Task, from_dict, load_config, parse_override, validate
+from network.weights import ModelCheckpoint, load_model, read_model_checkpoint
+from utils.config import Task, apply_overrides, from_dict, load_config, validate
+from utils.device import select_device
 from utils.errors import UserError
 
 
@@ -36,21 +35,13 @@ class Segmentation:
     frame_names: list[str]            # names the masks get under results/ (frame stems or 00000, ...)
 
 
-def config_from_checkpoint(weights, overrides=()):
-    """The config stored in one of our checkpoints, with `section.key=value` overrides."""
-    stored = read_torch_file(weights)
-    if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+def config_from_checkpoint(checkpoint: ModelCheckpoint, weights, overrides=()):
+    """The config stored in one of our checkpoints (read by `read_model_checkpoint`), with
+    `section.key=value` overrides."""
+    if checkpoint.config is None:
         raise UserError(f"{weights} stores no config (an original 3DC-Seg checkpoint?); "
                         f"pass config=, e.g. run_configs/bmvc_final.yaml")
-    values = stored["config"]
-    for text in overrides:
-        key, value = parse_override(text)
-        *sections, name = key.split(".")
-        target = values
-        for section in sections:
-            target = target.setdefault(section, {})
-        target[name] = value
-    return from_dict(values)
+    return apply_overrides(from_dict(checkpoint.config), overrides)
 
 
 def probability_at_frame_size(prediction) -> np.ndarray:
@@ -67,13 +58,12 @@ class Segmenter:
 
     def __init__(self, weights, config=None, overrides=(), device: str | None = None):
         overrides = list(overrides) + ([f"device={device}"] if device else [])
-        cfg = load_config(config, overrides) if config else config_from_checkpoint(weights, overrides)
+        checkpoint = read_model_checkpoint(weights)  # the file is read once, for its config and its weights
+        cfg = (load_config(config, overrides) if config
+               else config_from_checkpoint(checkpoint, weights, overrides))
         validate(cfg, Task.SEGMENT)
-        if cfg.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("device = cuda, but no CUDA device is available")
-        self.device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available()
-                                   else "cpu" if cfg.device == "auto" else cfg.device)
-        model, _ = load_model(cfg.model, weights)
+        self.device = select_device(cfg.device)
+        model, _ = load_model(cfg.model, weights, checkpoint)
         self.config = cfg
         self.engine = build_engine(cfg, model.to(self.device), self.device)
         self.engine.model.eval()

@@ -1,4 +1,5 @@
-"""Network construction: one table per exchangeable part and one `build_model(model_config)`.
+"""Network construction: one table per exchangeable part and one `build_model(model)` that reads
+the config's `model` section.
 
 The names are the original's (SPEC §3.3, §4.2, §4.6), except that the backbone names leave the
 depth to `model.depths` (resnet152_csn_ir = csn_ir with depths 3,8,36,3) and `ASPP` is the
@@ -12,6 +13,7 @@ from network.decoder_blocks import (
     Refine3dLightGN, RefineSimple)
 from network.model import SaliencyNetwork
 from network.resnet3d import resnet, resnet_basic
+from utils.config import ModelConfig
 from utils.errors import UserError
 from utils.registry import pick
 
@@ -29,25 +31,22 @@ REFINE_BLOCKS = {
 }
 
 
-def build_network(depths, width: int, decoder_width: int, num_classes: int, bn_mode: str,
-                  bn_eps: float, pixel_mean, pixel_std, backbone: str = "csn_ir",
-                  inter_block: str = "GC3d", refine_block: str = "Refine3d",
-                  encoder_init: str = "he") -> SaliencyNetwork:
-    """3DC-Seg with the named encoder and decoder blocks.
+def build_model(model: ModelConfig) -> SaliencyNetwork:
+    """3DC-Seg with the encoder and decoder blocks a `ModelConfig` names.
 
     csn_ir with depths (3, 8, 36, 3), width 64, decoder_width 256, GC3d and Refine3d is the
     paper's network (backbone weights `irCSN_152_ft_kinetics_from_ig65m_f126851907.pth`,
     released checkpoint `bmvc_final.pth`); smaller values give the tiny models used for tests
     and the demo.
     """
-    encoder = pick(BACKBONES, backbone, "backbone")(
-        depths=tuple(depths), width=width, bn_eps=bn_eps, pixel_mean=tuple(pixel_mean),
-        pixel_std=tuple(pixel_std), conv_init=encoder_init)
-    check_group_norm_widths(encoder.out_channels, decoder_width, inter_block, refine_block)
-    decoder = Decoder3d(encoder.out_channels, channels=decoder_width, num_classes=num_classes,
-                        inter_block=pick(INTER_BLOCKS, inter_block, "inter block"),
-                        refine_block=pick(REFINE_BLOCKS, refine_block, "refine block"))
-    return SaliencyNetwork(encoder, decoder, bn_mode=bn_mode)
+    encoder = pick(BACKBONES, model.backbone, "backbone")(
+        depths=tuple(model.depths), width=model.width, bn_eps=model.bn_eps,
+        pixel_mean=tuple(model.pixel_mean), pixel_std=tuple(model.pixel_std), conv_init=model.encoder_init)
+    check_group_norm_widths(encoder.out_channels, model.decoder_width, model.inter_block, model.refine_block)
+    decoder = Decoder3d(encoder.out_channels, channels=model.decoder_width, num_classes=model.num_classes,
+                        inter_block=pick(INTER_BLOCKS, model.inter_block, "inter block"),
+                        refine_block=pick(REFINE_BLOCKS, model.refine_block, "refine block"))
+    return SaliencyNetwork(encoder, decoder, bn_mode=model.bn_mode)
 
 
 def check_group_norm_widths(encoder_channels, decoder_width: int, inter_block: str,
@@ -66,14 +65,3 @@ def check_group_norm_widths(encoder_channels, decoder_width: int, inter_block: s
         raise UserError(f"model.refine_block Refine3dLightGN needs model.decoder_width and the "
                         f"encoder's r2 channels ({c2}, from model.width) to be multiples of 32; "
                         f"got decoder_width {decoder_width}")
-
-
-def build_model(model_config) -> SaliencyNetwork:
-    """Build the 3DC-Seg network described by a `ModelConfig`."""
-    return build_network(
-        depths=model_config.depths, width=model_config.width,
-        decoder_width=model_config.decoder_width, num_classes=model_config.num_classes,
-        bn_mode=model_config.bn_mode, bn_eps=model_config.bn_eps,
-        pixel_mean=model_config.pixel_mean, pixel_std=model_config.pixel_std,
-        backbone=model_config.backbone, inter_block=model_config.inter_block,
-        refine_block=model_config.refine_block, encoder_init=model_config.encoder_init)

@@ -24,11 +24,12 @@ from collections import OrderedDict
 
 import torch
 
-from network import BACKBONES, build_network
+from network import BACKBONES, build_model
 from network.backbone_formats import BLOCK_BACKBONES, detect_backbone_format, source_depths, source_width
 from network.variants import infer_model_shape, listing
 from network.weights import load_backbone_source, load_weights, parse_model_checkpoint, strip_prefixes
 from utils.checkpoint import read_weight_file, save_checkpoint
+from utils.config import ModelConfig
 from utils.errors import UserError
 from utils.files import atomic_write
 
@@ -51,8 +52,7 @@ def convert(in_path, out_path, to: str = "ours") -> str:
         return f"{source.format} backbone -> {count} encoder tensors in {out_path}"
     checkpoint = parse_model_checkpoint(obj, in_path)
     with torch.device("meta"):  # every tensor comes from IN
-        model = build_network(**infer_model_shape(checkpoint.state), bn_mode="train",
-                              bn_eps=1e-5, pixel_mean=(0.0, 0.0, 0.0), pixel_std=(1.0, 1.0, 1.0))
+        model = build_model(ModelConfig(**infer_model_shape(checkpoint.state), bn_mode="train"))
     load_weights(model, checkpoint.state, source=str(in_path))
     state = model.state_dict()
     if to == "original":

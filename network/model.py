@@ -3,7 +3,7 @@ Convolutions for Object Segmentation in Videos", BMVC 2020, arXiv 2008.11516).
 
 Submodule names are the checkpoint format of the original `SaliencyNetwork`
 (`encoder.*`, `decoders.0.*`), so the released `bmvc_final.pth` maps onto this model by name.
-`network.build_network` assembles it from the encoder and block tables.
+`network.build_model` assembles it from the encoder and block tables.
 """
 
 import torch

@@ -14,7 +14,8 @@ import re
 
 import torch
 
-from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_network
+from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_model
+from utils.config import ModelConfig
 from utils.errors import UserError
 
 ENCODER_BLOCK = re.compile(r"encoder\.layer([1-4])\.(\d+)\.conv1\.weight")
@@ -26,7 +27,7 @@ VARIANT_PARTS = (
     ("refine_block", REFINE_BLOCKS, "decoders.0.RF4.", "the refine blocks decoders.0.RF*"),
 )
 # Small enough to build instantly, large enough for every block's GroupNorm (on the meta device).
-PROBE_SHAPE = {"depths": (1, 1, 1, 1), "width": 32, "decoder_width": 128, "num_classes": 2}
+PROBE_SHAPE = {"depths": [1, 1, 1, 1], "width": 32, "decoder_width": 128, "num_classes": 2}
 
 
 def listing(names, limit: int = LISTED_NAMES) -> str:
@@ -56,8 +57,7 @@ def reference_layouts() -> dict[str, dict[str, dict]]:
         references[key] = {}
         for name in table:
             with torch.device("meta"):
-                model = build_network(**PROBE_SHAPE, bn_mode="train", bn_eps=1e-5, pixel_mean=(0, 0, 0),
-                                      pixel_std=(1, 1, 1), **dict(default, **{key: name}))
+                model = build_model(ModelConfig(**PROBE_SHAPE, **dict(default, **{key: name})))
             references[key][name] = layout(model.state_dict(), prefix)
     return references
 
@@ -126,7 +126,7 @@ def model_dimensions(state: dict) -> dict:
 
 
 def infer_model_shape(state: dict) -> dict:
-    """`build_network` arguments (depths, width, decoder_width, num_classes, backbone,
+    """`ModelConfig` fields (depths, width, decoder_width, num_classes, backbone,
     inter_block, refine_block) that fit a state dict with our key names."""
     dimensions = model_dimensions(state)
     variants = detect_variants(state)

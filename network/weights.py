@@ -81,8 +81,14 @@ class ModelCheckpoint:
     epoch: int
     iteration: int
     multi_gpu: bool  # the keys carried the `module.` prefix of multi-GPU training
-    model_config: dict | None = None  # ours: the model section of the config it was trained with
+    config: dict | None = None  # ours: the config it was trained with (utils.config.to_dict)
     training: dict | None = None  # ours, written by training: what a resume needs (tasks/resume.py)
+
+    @property
+    def model_config(self) -> dict | None:
+        """The model section of the stored config."""
+        model = self.config.get("model") if self.config is not None else None
+        return model if isinstance(model, dict) else None
 
 
 def meta_tensors(module: torch.nn.Module) -> list[str]:
@@ -168,10 +174,9 @@ def parse_model_checkpoint(obj, path) -> ModelCheckpoint:
             raise UserError(f"{path}: checkpoint format {obj['format']!r} is not supported "
                             f"(expected {CHECKPOINT_FORMAT!r} with a 'model' state dict)")
         config, training = obj.get("config"), obj.get("training")
-        model_config = config.get("model") if isinstance(config, dict) else None
         return ModelCheckpoint("ours", strip_prefixes(obj["model"]), _counter(obj.get("epoch")),
                                _counter(obj.get("iteration")), _has_module_prefix(obj["model"]),
-                               model_config if isinstance(model_config, dict) else None,
+                               config if isinstance(config, dict) else None,
                                training if isinstance(training, dict) else None)
     if _is_original_checkpoint(obj):
         return ModelCheckpoint("original", original_to_ours(obj["model"]),
@@ -216,12 +221,15 @@ def read_model_checkpoint(path) -> ModelCheckpoint:
     return parse_model_checkpoint(read_weight_file(path), path)
 
 
-def load_model(model_config, path) -> tuple[torch.nn.Module, ModelCheckpoint]:
+def load_model(model_config, path,
+               checkpoint: ModelCheckpoint | None = None) -> tuple[torch.nn.Module, ModelCheckpoint]:
     """The network of a `ModelConfig` with the weights of the full-model checkpoint `path`: built
-    on the meta device, checked against the file, then holding the file's tensors (on the CPU)."""
+    on the meta device, checked against the file, then holding the file's tensors (on the CPU).
+    checkpoint: the file already read (`read_model_checkpoint(path)`), else it is read here."""
     with torch.device("meta"):
         model = build_model(model_config)
-    checkpoint = read_model_checkpoint(path)
+    if checkpoint is None:
+        checkpoint = read_model_checkpoint(path)
     load_checkpoint(model, checkpoint, path, model_config)
     left = meta_tensors(model)
     if left:

@@ -22,8 +22,9 @@ For every precision (default: inference.precision) one run, printed to stdout as
                             so far (ru_maxrss; run one precision per call for a clean figure)
     end_to_end_frames_per_s run_inference on a generated sequence of --frames JPEG frames of
                             --height x --width (input.test_resize=unchanged) with ground truth:
-                            decoding, the network, masks written as PNGs, J and F of every frame
-                            (and whatever inference.save_probs / overlay ask); median of
+                            decoding, the network, masks written as PNGs, J and F of the frames
+                            inference.eval_frames names (and whatever inference.save_probs /
+                            overlay ask; the other inference.* settings as in infer); median of
                             --end-to-end-runs, after the warm-up above; the config's schedule
                             (inference.dense) decides sparse or dense. Also per core (the cores
                             this process may use), the process's CPU ms per frame (all threads;
@@ -167,16 +168,15 @@ def measure_network(engine, cfg, device, height: int, width: int, runs: int, war
 
 def measure_end_to_end(engine, cfg, device, height: int, width: int, frames: int, runs: int) -> dict:
     """Frames per second of run_inference on a generated sequence with ground truth (every frame
-    scored with davis2016's J and F), files written to a temp folder."""
+    annotated, scored with davis2016's J and F), files written to a temp folder."""
     with tempfile.TemporaryDirectory(prefix="benchmark-") as folder:
         sequence = write_sequence(Path(folder), frames, height, width)
         reset_peak_memory(device)
         times, cpu_times = [], []
         for run in range(runs):
             start, cpu_start = time.perf_counter(), time.process_time()
-            summary = run_inference(engine, [sequence], results_dir=Path(folder) / f"results{run}",
-                                    show_progress=False, save_probs=cfg.inference.save_probs,
-                                    overlay=cfg.inference.overlay, write_queue=cfg.inference.write_queue)
+            summary = run_inference(engine, [sequence], cfg.inference,
+                                    results_dir=Path(folder) / f"results{run}", show_progress=False)
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
     return {"end_to_end_frames": frames, "end_to_end_frames_per_s": round(frames / statistics.median(times), 2),

@@ -24,17 +24,22 @@ from tasks.distributed import gather_objects, is_main_process, shard
 logger = logging.getLogger(__name__)
 
 
+# Inference keys that leave the masks, probabilities and scores unchanged: not part of the fingerprint.
+OUTPUT_NEUTRAL = ("batch_size", "prefetch_frames", "write_queue", "overwrite", "report")
+
+
 def outputs_fingerprint(cfg, weights_path: str) -> dict:
-    """What a sequence's outputs depend on: the weights file and the model, input and engine
-    settings (a re-run reuses outputs only when this is unchanged)."""
+    """What a sequence's outputs depend on: the weights file and the model, input and inference
+    sections (a re-run reuses outputs only when this is unchanged); JSON values throughout."""
     stat = os.stat(weights_path)
-    model = {key: value for key, value in dataclasses.asdict(cfg.model).items() if key != "backbone_weights"}
-    engine = {key: getattr(cfg.inference, key) for key in ("engine", "clip_overlap", "dense", "tail")}
+    model = dataclasses.asdict(cfg.model)
+    del model["backbone_weights"]  # read at the start of training only
+    inference = dataclasses.asdict(cfg.inference)
+    for key in OUTPUT_NEUTRAL:
+        del inference[key]
     return {"weights": str(Path(weights_path).resolve()), "weights_size": stat.st_size,
             "weights_mtime_ns": stat.st_mtime_ns, "model": model, "input": dataclasses.asdict(cfg.input),
-            "engine": engine, "precision": cfg.inference.precision,
-            "memory_format": "channels_last" if cfg.inference.channels_last else "contiguous",
-            "compile": cfg.inference.compile}
+            "inference": inference}
 
 
 def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str | None = None) -> dict:
@@ -45,30 +50,26 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     sequences = index_input(input_path) if input_path else index_sequences(cfg.data, "test")
     protocol = protocol_for(cfg.inference.protocol, cfg.data.test)
     results_dir = run.results_dir if write_files else None
-    summary = run_inference(build_engine(cfg, model, run.device), shard(sequences), results_dir=results_dir,
-                            show_progress=is_main_process(), mask_names=cfg.inference.mask_names,
-                            protocol=protocol, frames=cfg.inference.eval_frames,
-                            save_probs=cfg.inference.save_probs and write_files,
-                            overlay=cfg.inference.overlay and write_files,
-                            overwrite=cfg.inference.overwrite, fingerprint=outputs_fingerprint(cfg, weights_path),
-                            write_queue=cfg.inference.write_queue)
+    summary = run_inference(build_engine(cfg, model, run.device), shard(sequences), cfg.inference,
+                            protocol=protocol, results_dir=results_dir, show_progress=is_main_process(),
+                            fingerprint=outputs_fingerprint(cfg, weights_path))
     summary = merge_summaries(gather_objects(summary))
     summary.update(config=cfg.name, checkpoint=str(weights_path))
     if is_main_process():
         report(summary, len(sequences), results_dir)
         if results_dir is not None and cfg.inference.report:
-            write_run_report(cfg, weights_path, sequences, results_dir, summary)
+            write_run_report(cfg, run, weights_path, sequences, summary)
     return summary
 
 
-def write_run_report(cfg, weights_path: str, sequences, results_dir: Path, summary: dict) -> None:
+def write_run_report(cfg, run, weights_path: str, sequences, summary: dict) -> None:
     """results/<name>/report.html and per_frame.json (inference_handlers/report.py)."""
     start = time.perf_counter()
     from inference_handlers.report import inference_frames, write_report
-    from tasks.setup import environment_versions
+    results_dir = run.results_dir
     config_file = results_dir / "config.yaml"
     header = {"source": "--task infer", "checkpoint": str(weights_path), "config": cfg.name,
-              "versions": environment_versions(),
+              "versions": run.versions,
               "config_text": config_file.read_text() if config_file.is_file() else ""}
     frames = inference_frames(sequences, results_dir, cfg.inference.mask_names, summary)
     path = write_report(results_dir, header, frames, summary)

@@ -23,7 +23,7 @@ import torch
 from tasks.distributed import (destroy_process_group, init_process_group, is_initialized,
                                is_main_process, rank, world_size)
 from utils.config import Task, dump_yaml
-from utils.errors import UserError
+from utils.device import select_device
 from utils.files import atomic_write_text, lock_folder, remove_temp_files, unlock_folder
 
 SAVED_MODELS = Path("saved_models")
@@ -38,14 +38,7 @@ class Run:
     model_dir: Path    # saved_models/<name>: checkpoints, config.yaml, train.log, tensorboard
     results_dir: Path  # results/<name>: masks and metrics.json
     device: torch.device
-
-
-def select_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device = cuda, but no CUDA device is available (use device=auto or cpu)")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+    versions: str      # software versions and code commit (environment_versions), logged at set-up
 
 
 def setup_logging(log_file: Path | None = None, level: int = logging.INFO, prefix: str = "") -> None:
@@ -140,7 +133,8 @@ def setup_run(cfg, task: Task) -> Run:
     device = init_process_group(select_device(cfg.device))
     if is_initialized():
         atexit.register(destroy_process_group)
-    run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name, device=device)
+    run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name, device=device,
+              versions=environment_versions())
     run_dir = run.model_dir if task is Task.TRAIN else run.results_dir
     if is_main_process():
         removed = hold_output_lock(run_dir, "run" if task is Task.TRAIN else "results")
@@ -156,5 +150,5 @@ def setup_run(cfg, task: Task) -> Run:
         torch.backends.cudnn.benchmark = True
     processes = f", process 0 of {world_size()} ({torch.distributed.get_backend()})" if is_initialized() else ""
     logging.getLogger(__name__).info("task %s, config '%s', device %s%s", task, cfg.name, run.device, processes)
-    logging.getLogger(__name__).info("versions: %s", environment_versions())
+    logging.getLogger(__name__).info("versions: %s", run.versions)
     return run

@@ -226,8 +226,8 @@ def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> d
     for sequence in shard(sequences):
         if stop.received is not None:
             break
-        summaries.append(run_inference(engine, [sequence], results_dir=None, show_progress=False,
-                                       protocol=protocol, frames=cfg.inference.eval_frames))
+        summaries.append(run_inference(engine, [sequence], cfg.inference, protocol=protocol,
+                                       show_progress=False))
     gathered = gather_objects((summaries, stop.received is not None))
     if any(stopped for _, stopped in gathered):
         return None

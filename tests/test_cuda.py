@@ -30,7 +30,7 @@ from tasks.distributed import destroy_process_group, init_process_group
 from tasks.export import dynamic_shapes, example_clip
 from tasks.resume import Progress
 from tasks.train import Training, build_network, check_step, train_step, wrap_for_processes
-from utils.config import load_config
+from utils.config import InferenceConfig, InputConfig, load_config
 
 CUDA_MISSING = not torch.cuda.is_available()
 CPU = pytest.param("cpu", id="cpu")
@@ -55,10 +55,10 @@ def tiny_network(device: str) -> torch.nn.Module:
     return network.to(device)
 
 
-def engine_on(device: str, network, **options) -> SaliencyEngine:
-    return SaliencyEngine(network, clip_length=8, clip_overlap=3, dense=False, tail="repeat_first",
-                          resize_mode="unchanged", resize_size=[64], device=torch.device(device),
-                          precision=options.pop("precision", "fp32"), **options)
+def engine_on(device: str, network, prefetch_frames=0, **inference) -> SaliencyEngine:
+    settings = InferenceConfig(clip_overlap=3, tail="repeat_first", prefetch_frames=prefetch_frames, **inference)
+    return SaliencyEngine(network, settings, InputConfig(clip_length=8, test_resize="unchanged", test_size=[64]),
+                          torch.device(device))
 
 
 def files_of(folder) -> dict:
@@ -81,7 +81,7 @@ def sequences(tmp_path_factory):
 
 
 def infer(engine, sequences, folder, write_queue=0) -> dict:
-    run_inference(engine, sequences, results_dir=folder, show_progress=False, write_queue=write_queue)
+    run_inference(engine, sequences, InferenceConfig(write_queue=write_queue), results_dir=folder, show_progress=False)
     return masks_of(folder)
 
 

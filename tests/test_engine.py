@@ -12,7 +12,7 @@ from inference_handlers.background import host_workers
 from inference_handlers.engine import SaliencyEngine, nearest_indices, resize_labels_on
 from inference_handlers.inference import run_inference
 from network import build_model
-from utils.config import load_config
+from utils.config import InferenceConfig, InputConfig, load_config
 
 from conftest import TINY_CONFIG, masks_in, mean_j, write_mini_davis
 
@@ -28,10 +28,13 @@ class PositionModel(torch.nn.Module):
         return torch.stack([torch.zeros_like(foreground), foreground], dim=1)  # (N, 2, T, H, W)
 
 
-def make_engine(tail, dense=False, clip_length=8, clip_overlap=3, model=None, **options):
-    return SaliencyEngine(model or PositionModel(), clip_length=clip_length, clip_overlap=clip_overlap,
-                          dense=dense, tail=tail, resize_mode="unchanged", resize_size=[64],
-                          device=torch.device("cpu"), precision=options.pop("precision", "fp32"), **options)
+def make_engine(tail, dense=False, clip_length=8, clip_overlap=3, model=None, prefetch_frames=0, **inference):
+    """An engine on the CPU at the frames' own size; `inference`: other InferenceConfig fields."""
+    settings = InferenceConfig(clip_overlap=clip_overlap, dense=dense, tail=tail, prefetch_frames=prefetch_frames,
+                               **inference)
+    return SaliencyEngine(model or PositionModel(), settings,
+                          InputConfig(clip_length=clip_length, test_resize="unchanged", test_size=[64]),
+                          torch.device("cpu"))
 
 
 def window_probabilities(engine, sequence, frames):
@@ -98,7 +101,8 @@ def test_engine_holds_a_bounded_number_of_frames(tmp_path, monkeypatch, tail, ba
 
 def test_labels_are_cropped_and_resized_to_the_frame(tmp_path, mini_davis):
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")
-    summary = run_inference(make_engine("shift_back"), [sequence], results_dir=tmp_path, show_progress=False)
+    summary = run_inference(make_engine("shift_back"), [sequence], InferenceConfig(), results_dir=tmp_path,
+                            show_progress=False)
     written = sorted((tmp_path / "bear").glob("*.png"))
     assert [p.stem for p in written] == [f"{i:05d}" for i in range(10)]
     with Image.open(written[0]) as image:
@@ -123,9 +127,9 @@ def test_device_resize_of_labels_equals_pil_nearest():
 
 def test_resized_frames_get_masks_at_their_size_on_disk(mini_davis):
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")   # 64 x 112 frames, network at 40 x 70
-    engine = SaliencyEngine(PositionModel(), clip_length=4, clip_overlap=1, dense=False, tail="shift_back",
-                            resize_mode="resize_short_edge", resize_size=[40], device=torch.device("cpu"),
-                            precision="fp32")
+    engine = SaliencyEngine(PositionModel(), InferenceConfig(clip_overlap=1, tail="shift_back", prefetch_frames=0),
+                            InputConfig(clip_length=4, test_resize="resize_short_edge", test_size=[40]),
+                            torch.device("cpu"))
     for prediction in engine.predict(sequence):
         assert prediction.probabilities.shape == (2, 64, 96)      # 40 x 70 padded to 64 x 96
         network_labels = prediction.probabilities.argmax(dim=0)[12:52, 13:83].to(torch.uint8).numpy()

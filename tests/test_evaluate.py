@@ -12,6 +12,7 @@ from datasets.davis import index_davis
 from datasets.io import write_palette_png
 from inference_handlers.evaluate import main as evaluate_main
 from inference_handlers.inference import run_inference
+from utils.config import InferenceConfig
 
 from conftest import write_mini_davis
 from test_engine import make_engine
@@ -22,8 +23,8 @@ def predicted(tmp_path):
     """A mini DAVIS tree and the test engine's masks and probability PNGs for it."""
     root = write_mini_davis(tmp_path / "DAVIS")
     summary = run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1),
-                            index_davis(root, "2017/val.txt"), results_dir=tmp_path / "results",
-                            show_progress=False, save_probs=True, protocol="saliency")
+                            index_davis(root, "2017/val.txt"), InferenceConfig(save_probs=True), protocol="saliency",
+                            results_dir=tmp_path / "results", show_progress=False)
     return root, tmp_path / "results", summary
 
 
@@ -36,7 +37,7 @@ def evaluate(tmp_path, *args):
 def test_masks_score_as_in_inference(tmp_path, predicted):
     root, results, _ = predicted
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
-    expected = run_inference(engine, index_davis(root, "2017/val.txt"), show_progress=False)
+    expected = run_inference(engine, index_davis(root, "2017/val.txt"), InferenceConfig(), show_progress=False)
     from_tree = evaluate(tmp_path, "--pred", str(results), "--gt", str(root / "Annotations_unsupervised/480p"),
                          "--protocol", "davis2016")
     from_dataset = evaluate(tmp_path, "--pred", str(results), "--gt", str(root), "--dataset", "davis",

@@ -15,8 +15,10 @@ from datasets.video import index_input
 from datasets.transforms import crop_padding
 from inference_handlers import merge_summaries
 from inference_handlers.inference import COMPLETE_MARKER, run_inference
+from tasks.infer import outputs_fingerprint
+from utils.config import InferenceConfig, load_config
 
-from conftest import write_mini_davis
+from conftest import TINY_CONFIG, write_mini_davis
 from test_engine import make_engine
 from test_video import decode_all, write_video
 
@@ -43,7 +45,8 @@ class CountingEngine:
 def test_probability_pngs_hold_255_times_the_foreground_probability(tmp_path, three_sequences):
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
     sequence = three_sequences[0]
-    run_inference(engine, [sequence], results_dir=tmp_path / "out", show_progress=False, save_probs=True)
+    run_inference(engine, [sequence], InferenceConfig(save_probs=True), results_dir=tmp_path / "out",
+                  show_progress=False)
     expected = {p.index: p for p in engine.predict(sequence)}
     for index in range(sequence.num_frames):
         with Image.open(tmp_path / "out/probs/bear" / f"{index:05d}.png") as image:
@@ -65,8 +68,8 @@ def test_overlay_video_tints_the_mask_leaves_the_rest_and_keeps_the_input_frame_
         frame[:, :40 + 4 * index] = (200, 180, 160)
         frames.append(frame)
     (sequence,) = index_input(write_video(tmp_path / "walk.mp4", frames, rate=12))
-    run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence], results_dir=tmp_path / "out",
-                  show_progress=False, overlay=True)
+    run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence], InferenceConfig(overlay=True),
+                  results_dir=tmp_path / "out", show_progress=False)
     with av.open(str(tmp_path / "out/overlays/walk.mp4")) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264" and stream.average_rate == 12
@@ -84,14 +87,14 @@ def test_overlay_video_tints_the_mask_leaves_the_rest_and_keeps_the_input_frame_
 
 def test_interrupted_run_completes_only_the_missing_sequences(tmp_path, three_sequences):
     out = tmp_path / "out"
-    first = run_inference(CountingEngine(), three_sequences, results_dir=out, show_progress=False,
+    first = run_inference(CountingEngine(), three_sequences, InferenceConfig(), results_dir=out, show_progress=False,
                           fingerprint={"weights": "a"})
     (out / "cows" / COMPLETE_MARKER).unlink()  # interrupted inside cows: its masks may be partial
     (out / "cows" / "00005.png").unlink()
     for path in (out / "dog").iterdir():       # dog never started
         path.unlink()
     engine = CountingEngine()
-    second = run_inference(engine, three_sequences, results_dir=out, show_progress=False,
+    second = run_inference(engine, three_sequences, InferenceConfig(), results_dir=out, show_progress=False,
                            fingerprint={"weights": "a"})
     assert engine.predicted == ["cows", "dog"]
     assert second["metrics"] == first["metrics"] and second["num_frames"] == 18
@@ -100,26 +103,49 @@ def test_interrupted_run_completes_only_the_missing_sequences(tmp_path, three_se
 
 def test_changed_settings_or_overwrite_predict_again(tmp_path, three_sequences):
     out = tmp_path / "out"
-    run_inference(CountingEngine(), three_sequences[:1], results_dir=out, show_progress=False,
+    run_inference(CountingEngine(), three_sequences[:1], InferenceConfig(), results_dir=out, show_progress=False,
                   fingerprint={"weights": "a"})
-    for kwargs in ({"fingerprint": {"weights": "b"}}, {"fingerprint": {"weights": "b"}, "overwrite": True},
-                   {"fingerprint": {"weights": "b"}, "mask_names": "original_index", "save_probs": True}):
+    for settings in (InferenceConfig(), InferenceConfig(overwrite=True),
+                     InferenceConfig(mask_names="original_index", save_probs=True)):
         engine = CountingEngine()
-        run_inference(engine, three_sequences[:1], results_dir=out, show_progress=False, **kwargs)
-        assert engine.predicted == ["bear"], kwargs
+        run_inference(engine, three_sequences[:1], settings, results_dir=out, show_progress=False,
+                      fingerprint={"weights": "b"})
+        assert engine.predicted == ["bear"], settings
     engine = CountingEngine()
-    run_inference(engine, three_sequences[:1], results_dir=out, show_progress=False,
-                  fingerprint={"weights": "b"}, mask_names="original_index")
+    run_inference(engine, three_sequences[:1], InferenceConfig(mask_names="original_index"), results_dir=out,
+                  show_progress=False, fingerprint={"weights": "b"})
     assert engine.predicted == ["bear"]  # the run before also wrote probabilities: other outputs
     marker = json.loads((out / "bear" / COMPLETE_MARKER).read_text())
     assert marker["files"] == [f"bear/{i:05d}.png" for i in range(6)]
     assert not list((out / "probs" / "bear").glob("*.png"))  # stale files of the earlier run removed
 
 
+def test_outputs_of_infer_are_reused_until_a_setting_that_changes_them_does(tmp_path, three_sequences):
+    weights, out = tmp_path / "weights.pth", tmp_path / "out"
+    weights.write_bytes(b"weights")
+
+    def predicted(*overrides) -> list[str]:
+        cfg = load_config(TINY_CONFIG, list(overrides))
+        engine = CountingEngine()
+        run_inference(engine, three_sequences[:1], cfg.inference, results_dir=out, show_progress=False,
+                      fingerprint=outputs_fingerprint(cfg, str(weights)))
+        return engine.predicted
+
+    assert predicted() == ["bear"]
+    assert predicted() == []  # the marker, read back, equals what this run would write
+    assert predicted("inference.batch_size=2", "inference.prefetch_frames=0", "inference.write_queue=0",
+                     "inference.report=false", "model.backbone_weights=backbone.pth") == []
+    for change in ("inference.tail=repeat_first", "inference.precision=bf16", "input.test_size=[32]",
+                   "model.bn_eps=0.001"):
+        assert predicted(change) == ["bear"], change
+        assert predicted() == ["bear"]  # back to the first settings: predicted again
+
+
 def test_summaries_of_shards_merge_into_the_summary_of_all_sequences(three_sequences):
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
-    whole = run_inference(engine, three_sequences, show_progress=False)
-    parts = [run_inference(engine, three_sequences[rank::2], show_progress=False) for rank in range(2)]
+    whole = run_inference(engine, three_sequences, InferenceConfig(), show_progress=False)
+    parts = [run_inference(engine, three_sequences[rank::2], InferenceConfig(), show_progress=False)
+             for rank in range(2)]
     merged = merge_summaries(parts)
     assert merged["metrics"] == pytest.approx(whole["metrics"])
     assert merged["sequences"] == whole["sequences"] and merged["num_frames"] == 18
@@ -130,6 +156,7 @@ def test_summaries_of_shards_merge_into_the_summary_of_all_sequences(three_seque
 
 def test_skip_first_last_scores_all_but_two_frames_per_sequence(three_sequences):
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
-    summary = run_inference(engine, three_sequences, show_progress=False, frames="skip_first_last")
+    summary = run_inference(engine, three_sequences, InferenceConfig(eval_frames="skip_first_last"),
+                            show_progress=False)
     assert summary["frames"] == "skip_first_last" and summary["num_frames"] == 3 * 4
     assert summary["records"]["bear"]["frames"] == ["00001", "00002", "00003", "00004"]

@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from network import build_model
-from network import build_network
-from utils.config import load_config
+from utils.config import ModelConfig, load_config
 
 from conftest import REPO_ROOT, TINY_CONFIG
 
@@ -61,7 +60,8 @@ def test_full_size_model_matches_state_dict_reference():
 
 
 def tiny(bn_mode="train"):
-    return build_network((1, 1, 1, 1), 8, 16, 2, bn_mode, 1e-5, MEAN, (1.0, 1.0, 1.0))
+    return build_model(ModelConfig(depths=[1, 1, 1, 1], width=8, decoder_width=16, bn_mode=bn_mode,
+                                   pixel_mean=list(MEAN)))
 
 
 def test_tiny_forward_shapes_and_feature_strides():

@@ -14,7 +14,7 @@ from inference_handlers import inference
 from inference_handlers.background import consume_in_background, prefetch
 from inference_handlers.inference import COMPLETE_MARKER, run_inference
 from network import build_model
-from utils.config import load_config
+from utils.config import InferenceConfig, load_config
 
 from conftest import TINY_CONFIG, write_mini_davis
 from test_engine import make_engine
@@ -42,12 +42,14 @@ def two_sequences(tmp_path):
 @pytest.mark.slow
 def test_batched_prefetched_background_written_files_equal_the_synchronous_ones(tmp_path, two_sequences):
     network = tiny_network()
-    options = dict(show_progress=False, save_probs=True, protocol="davis2016")
+    options = dict(show_progress=False, protocol="davis2016")
     plain = run_inference(make_engine("repeat_first", model=network, clip_length=4, clip_overlap=1),
-                          two_sequences, results_dir=tmp_path / "plain", **options)
+                          two_sequences, InferenceConfig(save_probs=True, write_queue=0),
+                          results_dir=tmp_path / "plain", **options)
     fast = run_inference(make_engine("repeat_first", model=network, clip_length=4, clip_overlap=1,
                                      batch_size=3, prefetch_frames=4),
-                         two_sequences, results_dir=tmp_path / "fast", write_queue=2, **options)
+                         two_sequences, InferenceConfig(save_probs=True, write_queue=2),
+                         results_dir=tmp_path / "fast", **options)
     assert not background_threads()
     expected = files_of(tmp_path / "plain")
     assert len(expected) == 2 * (2 * 13 + 1)  # masks, probability PNGs, markers: all written on return
@@ -67,7 +69,7 @@ def test_writer_error_reaches_the_caller_as_the_original_exception(tmp_path, two
     monkeypatch.setattr(inference, "write_mask", write_mask)
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1, prefetch_frames=2)
     with pytest.raises(OSError) as raised:
-        run_inference(engine, two_sequences, results_dir=tmp_path, show_progress=False, write_queue=2)
+        run_inference(engine, two_sequences, InferenceConfig(write_queue=2), results_dir=tmp_path, show_progress=False)
     assert raised.value is failure
     assert not (tmp_path / two_sequences[0].name / COMPLETE_MARKER).exists()
     assert not background_threads()  # the reader stopped too
@@ -77,8 +79,8 @@ def test_reader_error_reaches_the_caller_and_stops_the_writer(tmp_path, two_sequ
     two_sequences[0].frame_paths[6].write_bytes(b"not a jpeg")
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1, prefetch_frames=2)
     with pytest.raises(DataFileError, match="00006.jpg"):
-        run_inference(engine, two_sequences, results_dir=tmp_path, show_progress=False, overlay=True,
-                      write_queue=2)
+        run_inference(engine, two_sequences, InferenceConfig(overlay=True, write_queue=2), results_dir=tmp_path,
+                      show_progress=False)
     assert not background_threads()
     assert not (tmp_path / "overlays").exists() or not any((tmp_path / "overlays").glob("*.mp4"))
     assert not (tmp_path / two_sequences[0].name / COMPLETE_MARKER).exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import main
+import tasks.setup
 from datasets.io import read_mask, write_palette_png
 from datasets.sequence import Sequence
 from inference_handlers.evaluate import main as evaluate_main
@@ -17,7 +18,7 @@ from inference_handlers.inference import run_inference
 from inference_handlers.report import inference_frames, main as compare_main, write_report
 from network import build_model
 from utils.checkpoint import save_checkpoint
-from utils.config import load_config, to_dict
+from utils.config import InferenceConfig, load_config, to_dict
 
 from browser import cell_values, fresh_profile, start_chromium, view
 from conftest import TINY_CONFIG, write_mini_davis
@@ -91,6 +92,21 @@ def test_infer_report_shows_the_numbers_of_metrics_json_and_every_picture(browse
         assert entry["scored"] == entry["frames"] and len(entry["image"]) == 10
 
 
+def test_the_report_names_the_versions_found_at_set_up(tmp_path, monkeypatch, tiny_weights):
+    calls = []
+
+    def environment_versions():
+        calls.append(1)
+        return "Python 3, torch 2; code: the versions found at set-up"
+
+    monkeypatch.setattr(tasks.setup, "environment_versions", environment_versions)
+    root = write_mini_davis(tmp_path / "DAVIS", names=("bear",), num_frames=4)
+    monkeypatch.chdir(tmp_path)
+    infer(tiny_weights, root)
+    assert len(calls) == 1  # found once, for the log and the report
+    assert "code: the versions found at set-up" in (tmp_path / "results/tiny/report.html").read_text()
+
+
 def test_reports_render_without_scores_for_one_empty_sequence_and_for_input(tmp_path, monkeypatch, browser,
                                                                             tiny_weights):
     root = write_mini_davis(tmp_path / "DAVIS", names=("blank",))
@@ -118,8 +134,8 @@ def test_reports_render_without_scores_for_one_empty_sequence_and_for_input(tmp_
     sequence = Sequence("sparse", tuple(paths), {0: root / "Annotations_unsupervised/480p/blank/00000.png",
                                                  9: root / "Annotations_unsupervised/480p/blank/00009.png"})
     out = tmp_path / "results/sparse"
-    summary = run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence], results_dir=out,
-                            show_progress=False, frames="skip_first_last")
+    summary = run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence],
+                            InferenceConfig(eval_frames="skip_first_last"), results_dir=out, show_progress=False)
     assert summary["score"] is None
     write_report(out, {"source": "test"}, inference_frames([sequence], out, "frame_name", summary), summary)
     check_page(browser, out / "report.html")

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import main
-from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_network
+from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_model
 from network.csn import CSN152_DEPTHS
 from network.convert_weights import save_original_checkpoint
 from network.weights import load_model_weights
+from utils.config import ModelConfig
 from utils.errors import UserError
 from weight_files import PIXEL_MEAN, assert_state_equals, random_like
 
@@ -30,13 +31,14 @@ BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 def build(backbone="csn_ir", inter="GC3d", refine="Refine3d", decoder_width=16, depths=(1, 1, 1, 1),
           width=8):
-    return build_network(depths, width, decoder_width, 2, "train", 1e-5, PIXEL_MEAN, (1.0, 1.0, 1.0),
-                         backbone=backbone, inter_block=inter, refine_block=refine)
+    return build_model(ModelConfig(depths=list(depths), width=width, decoder_width=decoder_width, bn_mode="train",
+                                   pixel_mean=list(PIXEL_MEAN), backbone=backbone, inter_block=inter,
+                                   refine_block=refine))
 
 
 def full_size(depths=CSN152_DEPTHS, **variant):
     with torch.device("meta"):
-        return build_network(depths, 64, 256, 2, "train", 1e-5, PIXEL_MEAN, (1.0, 1.0, 1.0), **variant)
+        return build_model(ModelConfig(depths=list(depths), bn_mode="train", pixel_mean=list(PIXEL_MEAN), **variant))
 
 
 def shapes(module, prefix="") -> dict:

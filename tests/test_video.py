@@ -10,6 +10,7 @@ from PIL import Image
 from datasets.io import read_rgb
 from datasets.video import VideoSequence, array_sequence, index_input
 from inference_handlers.inference import run_inference
+from utils.config import InferenceConfig
 from utils.errors import UserError
 
 from conftest import masks_in, write_mini_davis
@@ -49,8 +50,8 @@ def test_video_gives_the_same_masks_as_its_frames_in_a_folder(tmp_path, clip_fra
     (from_video,), (from_folder,) = index_input(video), index_input(tmp_path / "frames")
     assert isinstance(from_video, VideoSequence) and from_video.num_frames == len(clip_frames) == 10
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
-    run_inference(engine, [from_video], results_dir=tmp_path / "out_video", show_progress=False)
-    run_inference(engine, [from_folder], results_dir=tmp_path / "out_folder", show_progress=False)
+    run_inference(engine, [from_video], InferenceConfig(), results_dir=tmp_path / "out_video", show_progress=False)
+    run_inference(engine, [from_folder], InferenceConfig(), results_dir=tmp_path / "out_folder", show_progress=False)
     video_masks, folder_masks = masks_in(tmp_path / "out_video/walk"), masks_in(tmp_path / "out_folder/frames")
     assert list(video_masks) == [f"{i:05d}" for i in range(10)]  # every frame exactly one mask
     assert list(video_masks) == list(folder_masks)
@@ -61,7 +62,7 @@ def test_video_gives_the_same_masks_as_its_frames_in_a_folder(tmp_path, clip_fra
 @pytest.mark.parametrize("tail", ["shift_back", "repeat_first"])
 def test_video_shorter_than_a_clip_gets_a_mask_per_frame(tmp_path, clip_frames, tail):
     (sequence,) = index_input(write_video(tmp_path / "short.mp4", clip_frames[:3]))
-    run_inference(make_engine(tail), [sequence], results_dir=tmp_path / "out", show_progress=False)
+    run_inference(make_engine(tail), [sequence], InferenceConfig(), results_dir=tmp_path / "out", show_progress=False)
     assert sorted(p.name for p in (tmp_path / "out/short").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
 
 

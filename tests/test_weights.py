@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from network.csn import CSN152_DEPTHS
-from network import build_model, build_network
+from network import build_model
 from network.convert_weights import export_original, save_original_checkpoint
 from network.variants import infer_model_shape
 from network.weights import (load_backbone_weights, load_model, load_model_weights, load_weights, meta_tensors,
@@ -291,8 +291,8 @@ def test_caffe2_pickle_with_a_class_off_the_allow_list_is_refused(tmp_path):
 
 def test_export_original_has_all_1915_keys_of_the_full_model():
     with torch.device("meta"):
-        state = build_network(CSN152_DEPTHS, 64, 256, 2, bn_mode="train", bn_eps=1e-5,
-                                       pixel_mean=PIXEL_MEAN, pixel_std=(1.0, 1.0, 1.0)).state_dict()
+        state = build_model(ModelConfig(depths=list(CSN152_DEPTHS), bn_mode="train",
+                                        pixel_mean=list(PIXEL_MEAN))).state_dict()
     exported = export_original(state, epoch=3, iteration=7)
     model = exported["model"]
     assert (exported["epoch"], exported["iter"]) == (3, 7) and "optimizer" not in exported

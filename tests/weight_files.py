@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 
-from network import build_network
+from network import build_model
 from network.csn import csn_ir
+from utils.config import ModelConfig
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -21,8 +22,8 @@ BN_SUFFIXES = {"weight": "s", "bias": "b", "running_mean": "rm", "running_var": 
 
 
 def tiny_model(depths=DEPTHS, decoder_width=DECODER_WIDTH, **variant):
-    return build_network(depths, WIDTH, decoder_width, 2, bn_mode="train", bn_eps=1e-5,
-                         pixel_mean=PIXEL_MEAN, pixel_std=(1.0, 1.0, 1.0), **variant)
+    return build_model(ModelConfig(depths=list(depths), width=WIDTH, decoder_width=decoder_width, bn_mode="train",
+                                   pixel_mean=list(PIXEL_MEAN), **variant))
 
 
 def tiny_encoder(depths=DEPTHS, backbone=csn_ir):

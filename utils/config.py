@@ -303,6 +303,11 @@ def load_config(path, overrides=()) -> Config:
             raise UserError(f"{base_path}: _BASE_ goes one level deep; a base file cannot have one")
         _merge(cfg, base_data, str(base_path))
     _merge(cfg, data, str(path))
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: Config, overrides) -> Config:
+    """Set `section.key=value` overrides on `cfg` (in place, returned), checked like the YAML."""
     for text in overrides:
         key, value = parse_override(text)
         _merge(cfg, _nest(key, value), "command line")
