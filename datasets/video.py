@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from datasets.io import natural_key
-from datasets.sequence import ImageFrames, Sequence
+from datasets.sequence import Frames, Sequence
 from utils.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -24,8 +24,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FRAME_RATE = Fraction(24)  # frames per second of overlay videos made from image folders
 
 
-class VideoFrames:
-    """Decoded frames of a video file; `frames[i]` is a uint8 (H, W, 3) RGB array.
+class VideoFrames(Frames):
+    """Decoded frames of a video file.
 
     Decodes forward from the start and keeps only the last frame it returned, so memory does not
     grow with the video's length; asking for an earlier frame decodes again from the start.
@@ -63,19 +63,13 @@ class VideoFrames:
             self._container.close()
         self._container, self._decoded = None, None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
 
 @dataclass(frozen=True)
 class VideoSequence(Sequence):
     """A video file: frames come from the decoder, not from files; frame i is named f"{i:05d}"."""
 
     video_path: Path = Path()
-    frame_count: int = 0             # decoded frames, counted when the sequence is indexed
+    frame_count: int = 0             # frames, counted when the sequence is indexed (count_frames)
     frame_rate: Fraction = DEFAULT_FRAME_RATE
 
     def open_frames(self) -> VideoFrames:
@@ -136,8 +130,10 @@ def index_input(path) -> list[Sequence]:
     return [index_video(path)]
 
 
-class ArrayFrames(ImageFrames):
+class ArrayFrames(Frames):
     """Frames held by the caller (a (T, H, W, 3) uint8 array or a list of (H, W, 3) arrays)."""
+
+    any_order = True
 
     def __init__(self, frames):
         self.frames = frames
