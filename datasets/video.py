@@ -88,8 +88,19 @@ def frame_rate_of(sequence: Sequence) -> Fraction:
     return sequence.frame_rate if isinstance(sequence, VideoSequence) else DEFAULT_FRAME_RATE
 
 
+def count_frames(container, stream) -> int:
+    """The video stream's frame count. An MP4/MOV container's sample table gives it without
+    decoding, when it agrees with the stream's duration at its frame rate (an edit list that drops
+    frames, or a variable rate, breaks the agreement); any other count is made by decoding."""
+    if container.format.name.startswith("mov,mp4") and stream.frames > 0 and stream.duration and stream.average_rate:
+        if round(stream.duration * stream.time_base * stream.average_rate) == stream.frames:
+            return stream.frames
+    return sum(1 for _ in container.decode(stream))
+
+
 def index_video(path) -> VideoSequence:
-    """A video file as a sequence; its frames are counted by decoding it once."""
+    """A video file as a sequence; its frames are counted from the container or by decoding it
+    once (count_frames)."""
     path = Path(path)
     try:
         with av.open(str(path)) as container:
@@ -98,7 +109,7 @@ def index_video(path) -> VideoSequence:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
-            count = sum(1 for _ in container.decode(stream))
+            count = count_frames(container, stream)
     except av.FFmpegError as error:
         raise UserError(f"--input: cannot decode {path}: {error}") from error
     if count == 0:
