@@ -48,14 +48,15 @@ def ground_truth_source(sequence) -> str:
 def run_inference(engine, sequences, results_dir: Path | None = None, show_progress: bool = True,
                   mask_names: str = "frame_name", protocol: str = "davis2016", frames: str = "all",
                   save_probs: bool = False, overlay: bool = False, overwrite: bool = False,
-                  fingerprint: dict | None = None, write_queue: int = 0) -> dict:
+                  fingerprint: dict | None = None, write_queue: int = 0, frame_hook=None) -> dict:
     """Predict every sequence and score its annotated frames with `protocol` (frames: all |
     skip_first_last); with results_dir, write masks named by `mask_names` (Sequence.output_name),
     and probability PNGs and overlay videos if asked; return the summary (protocols.summarise).
 
     fingerprint: what made the outputs (weights, settings); a complete sequence is reused only
     when it matches. write_queue: predictions handed to the background writer ahead of it (0 =
-    write and score in the calling thread).
+    write and score in the calling thread). frame_hook: called with (sequence, frame index, uint8
+    label map) for every frame predicted, in frame order (not for sequences taken from a marker).
     """
     engine.model.eval()
     if results_dir is not None:
@@ -74,7 +75,7 @@ def run_inference(engine, sequences, results_dir: Path | None = None, show_progr
             if results_dir is not None and not overwrite:
                 record = completed_record(results_dir, sequence, settings)
             if record is None:
-                record = predict_sequence(engine, sequence, results_dir, settings, progress, write_queue)
+                record = predict_sequence(engine, sequence, results_dir, settings, progress, write_queue, frame_hook)
             else:
                 reused += 1
                 progress.update(sequence.num_frames)
@@ -89,9 +90,9 @@ def run_inference(engine, sequences, results_dir: Path | None = None, show_progr
 
 
 def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict, progress,
-                     write_queue: int = 0) -> dict:
+                     write_queue: int = 0, frame_hook=None) -> dict:
     """Predict, write and score one sequence (writing in a background thread when write_queue
-    > 0); returns its record."""
+    > 0), calling frame_hook(sequence, index, labels) for each frame; returns its record."""
     protocol = settings["protocol"]
     marker = None if results_dir is None else results_dir / sequence.name / COMPLETE_MARKER
     previous = read_marker(marker) if marker is not None else None
@@ -134,6 +135,8 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
                 if values is not None:
                     add_frame(record, protocol, name, values)
                 progress.update(1)
+                if frame_hook is not None:
+                    frame_hook(sequence, prediction.index, prediction.labels())
                 if video is not None:
                     video.add(prediction.frame, prediction.labels())
         if overlay_path is not None:

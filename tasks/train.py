@@ -223,34 +223,38 @@ def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: S
 def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> dict | None:
     """Every rank scores its share of the test sequences with the test set's protocol; returns
     the summary of all of them (its "score" is the protocol's headline, "score_name" its name:
-    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done). Every rank
+    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done) and the
+    validation pictures, whose label maps each rank captures from its own share. Every rank
     validates with rank 0's BatchNorm statistics, the ones its checkpoint keeps. None when a
     SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
+    from inference_handlers.report import ValidationFrames  # matplotlib: imported where it is used
     broadcast_buffers(engine.model)
     logger.info("validating epoch %d on %d test sequences", epoch, len(sequences))
     protocol, summaries = protocol_for(cfg.inference.protocol, cfg.data.test), []
+    pictures = ValidationFrames(sequences, cfg.train.val_images)  # captured by the rank that predicts them
     for sequence in shard(sequences):
         if stop.received is not None:
             break
         summaries.append(run_inference(engine, [sequence], results_dir=None, show_progress=False,
-                                       protocol=protocol, frames=cfg.inference.eval_frames))
-    gathered = gather_objects((summaries, stop.received is not None))
-    if any(stopped for _, stopped in gathered):
+                                       protocol=protocol, frames=cfg.inference.eval_frames, frame_hook=pictures))
+    gathered = gather_objects((summaries, stop.received is not None, pictures.labels))
+    if any(stopped for _, stopped, _ in gathered):
         return None
-    summary = merge_summaries([part for rank_summaries, _ in gathered for part in rank_summaries])
+    summary = merge_summaries([part for rank_summaries, _, _ in gathered for part in rank_summaries])
     if writer is not None:
         for key, value in summary["metrics"].items():
             writer.add_scalar(f"val/{key}", value, epoch)
-        log_validation_pictures(writer, engine, sequences, summary, cfg.train.val_images, epoch)
+        labels = {key: value for _, _, rank_labels in gathered for key, value in rank_labels.items()}
+        log_validation_pictures(writer, pictures.frames, labels, summary, epoch)
     return summary
 
 
-def log_validation_pictures(writer, engine, sequences, summary: dict, count: int, epoch: int) -> None:
-    """Tensorboard: the per-sequence scores as a text table, and `count` fixed frames as frame |
-    ground truth | prediction images (inference_handlers/report.py)."""
+def log_validation_pictures(writer, frames, labels: dict, summary: dict, epoch: int) -> None:
+    """Tensorboard: the per-sequence scores as a text table, and the fixed validation `frames`
+    as frame | ground truth | prediction images (inference_handlers/report.py)."""
     from inference_handlers.report import markdown_table, validation_images
     writer.add_text("val/sequences", markdown_table(summary), epoch)
-    for tag, image in validation_images(engine, sequences, count):
+    for tag, image in validation_images(frames, labels):
         writer.add_image(tag, image, epoch, dataformats="HWC")
 
 
