@@ -118,4 +118,3 @@ def overlay_video(path: Path, frame_rate: Fraction):
         video = OverlayEncoder(container, overlay_codec(), frame_rate)
         yield video
         video.finish()
-
