@@ -8,21 +8,19 @@ import numpy as np
 from datasets.io import check_frame_and_mask, check_mask_size, read_mask, read_rgb
 
 
-class ImageFrames:
-    """Frames of a sequence stored as image files; `frames[i]` is a uint8 (H, W, 3) RGB array.
+class Frames:
+    """A reader of a sequence's frames (`Sequence.open_frames()`; use it as a context manager);
+    `frames[i]` is a uint8 (H, W, 3) RGB array.
 
-    The engine reads frames through `Sequence.open_frames()` in increasing order, so a source that
-    decodes a video file can stream it instead of holding it in memory. `any_order`: frames may
-    also be read in any order and from several threads at once (the engine's reader pool).
+    The engine reads frames in increasing order, so a source that decodes a video file can stream
+    it instead of holding it in memory. `any_order`: frames may also be read in any order and from
+    several threads at once (the engine's reader pool).
     """
 
-    any_order = True
-
-    def __init__(self, frame_paths):
-        self.frame_paths = frame_paths
+    any_order = False
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return read_rgb(self.frame_paths[index])
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release what the reader holds (nothing for image files; a decoder for videos)."""
@@ -32,6 +30,18 @@ class ImageFrames:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class ImageFrames(Frames):
+    """Frames stored as image files."""
+
+    any_order = True
+
+    def __init__(self, frame_paths):
+        self.frame_paths = frame_paths
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return read_rgb(self.frame_paths[index])
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class Sequence:
     frame_numbers: tuple[int, ...] | None = None
     ground_truth: str = ""  # which annotations mask_paths point to, for reports (e.g. "DAVIS-2016 Annotations/480p")
 
-    def open_frames(self) -> ImageFrames:
+    def open_frames(self) -> Frames:
         """A reader of this sequence's frames (use it as a context manager)."""
         return ImageFrames(self.frame_paths)
 

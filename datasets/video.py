@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from datasets.io import natural_key
-from datasets.sequence import ImageFrames, Sequence
+from datasets.sequence import Frames, Sequence
 from utils.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -24,8 +24,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FRAME_RATE = Fraction(24)  # frames per second of overlay videos made from image folders
 
 
-class VideoFrames:
-    """Decoded frames of a video file; `frames[i]` is a uint8 (H, W, 3) RGB array.
+class VideoFrames(Frames):
+    """Decoded frames of a video file.
 
     Decodes forward from the start and keeps only the last frame it returned, so memory does not
     grow with the video's length; asking for an earlier frame decodes again from the start.
@@ -63,19 +63,13 @@ class VideoFrames:
             self._container.close()
         self._container, self._decoded = None, None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
-
 
 @dataclass(frozen=True)
 class VideoSequence(Sequence):
     """A video file: frames come from the decoder, not from files; frame i is named f"{i:05d}"."""
 
     video_path: Path = Path()
-    frame_count: int = 0             # decoded frames, counted when the sequence is indexed
+    frame_count: int = 0             # frames, counted when the sequence is indexed (count_frames)
     frame_rate: Fraction = DEFAULT_FRAME_RATE
 
     def open_frames(self) -> VideoFrames:
@@ -94,8 +88,19 @@ def frame_rate_of(sequence: Sequence) -> Fraction:
     return sequence.frame_rate if isinstance(sequence, VideoSequence) else DEFAULT_FRAME_RATE
 
 
+def count_frames(container, stream) -> int:
+    """The video stream's frame count. An MP4/MOV container's sample table gives it without
+    decoding, when it agrees with the stream's duration at its frame rate (an edit list that drops
+    frames, or a variable rate, breaks the agreement); any other count is made by decoding."""
+    if container.format.name.startswith("mov,mp4") and stream.frames > 0 and stream.duration and stream.average_rate:
+        if round(stream.duration * stream.time_base * stream.average_rate) == stream.frames:
+            return stream.frames
+    return sum(1 for _ in container.decode(stream))
+
+
 def index_video(path) -> VideoSequence:
-    """A video file as a sequence; its frames are counted by decoding it once."""
+    """A video file as a sequence; its frames are counted from the container or by decoding it
+    once (count_frames)."""
     path = Path(path)
     try:
         with av.open(str(path)) as container:
@@ -104,7 +109,7 @@ def index_video(path) -> VideoSequence:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
-            count = sum(1 for _ in container.decode(stream))
+            count = count_frames(container, stream)
     except av.FFmpegError as error:
         raise UserError(f"--input: cannot decode {path}: {error}") from error
     if count == 0:
@@ -136,8 +141,10 @@ def index_input(path) -> list[Sequence]:
     return [index_video(path)]
 
 
-class ArrayFrames(ImageFrames):
+class ArrayFrames(Frames):
     """Frames held by the caller (a (T, H, W, 3) uint8 array or a list of (H, W, 3) arrays)."""
+
+    any_order = True
 
     def __init__(self, frames):
         self.frames = frames

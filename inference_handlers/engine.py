@@ -44,6 +44,7 @@ class FramePrediction:
     pad: tuple                  # ((top, bottom), (left, right)) added before the network
     shape: tuple[int, int]      # (h, w) of the frame on disk
     label_map: np.ndarray       # uint8 (h, w) argmax of the probabilities at the frame's size
+    frame: np.ndarray | None = None  # uint8 (h, w, 3) the frame as read, with predict(with_frames=True)
 
     def labels(self) -> np.ndarray:
         """uint8 (h, w) argmax label map at the frame's original size (nearest resize)."""
@@ -119,19 +120,19 @@ class SaliencyEngine:
         self.compiled = torch.compile(model) if inference.compile else None
 
     def _load(self, frames, index: int):
-        """Frame `index`, its padding and its size on disk. The frame: a (3, H, W) float tensor
-        (prepare_test_frame), or with prepare_on_device the resized uint8 (H, W, 3) frame, pinned
-        for a CUDA device: a quarter of the bytes to copy, and the float conversion and padding
-        (`frame_tensor`, the same values) done by the device."""
+        """Frame `index` prepared, its padding, its size on disk and the frame as read. Prepared:
+        a (3, H, W) float tensor (prepare_test_frame), or with prepare_on_device the resized uint8
+        (H, W, 3) frame, pinned for a CUDA device: a quarter of the bytes to copy, and the float
+        conversion and padding (`frame_tensor`, the same values) done by the device."""
         image = frames[index]
         if not self.prepare_on_device:
             tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
-            return tensor, pad, image.shape[:2]
+            return tensor, pad, image.shape[:2], image
         frame = torch.from_numpy(resize_image(image, resized_shape(*image.shape[:2], self.resize_mode,
                                                                    self.resize_size)))
         if self.device.type == "cuda":
             frame = frame.pin_memory()
-        return frame, padding_for(*frame.shape[:2]), image.shape[:2]
+        return frame, padding_for(*frame.shape[:2]), image.shape[:2], image
 
     def _to_device(self, frame: torch.Tensor, pad) -> torch.Tensor:
         """A frame from `_load` as the (3, H, W) float tensor on the device."""
@@ -165,24 +166,26 @@ class SaliencyEngine:
             logits = self._forward(clips)
             return torch.softmax(logits.float(), dim=1)
 
-    def predict(self, sequence: Sequence) -> Iterator[FramePrediction]:
-        """Yield one FramePrediction per covered frame, in frame order.
+    def predict(self, sequence: Sequence, with_frames: bool = False) -> Iterator[FramePrediction]:
+        """Yield one FramePrediction per covered frame, in frame order; with_frames: each carries
+        its frame as read (e.g. for overlay videos, which then need not read the frames again).
 
         Frames and running sums stay on the device; a frame's mean and mask move to the CPU once.
         """
         windows = sliding_windows(sequence.num_frames, self.clip_length, self.stride, self.tail)
         frames = prefetch(self._prepared_frames(sequence), self.prefetch_frames, name="frame-reader")
         with contextlib.closing(frames):
-            yield from self._predict_windows(sequence, frames, windows)
+            yield from self._predict_windows(sequence, frames, windows, with_frames)
 
-    def _predict_windows(self, sequence: Sequence, frames: Iterator, windows) -> Iterator[FramePrediction]:
+    def _predict_windows(self, sequence: Sequence, frames: Iterator, windows,
+                         with_frames: bool) -> Iterator[FramePrediction]:
         cache, sums, counts, loaded = {}, {}, {}, 0
         for first in range(0, len(windows), self.batch_size):
             batch = windows[first:first + self.batch_size]
             needed = max(max(window.frames) for window in batch) + 1
             for frame in range(loaded, needed):
-                tensor, pad, shape = next(frames)  # frames arrive in increasing order
-                cache[frame] = (self._to_device(tensor, pad), pad, shape)
+                tensor, pad, shape, image = next(frames)  # frames arrive in increasing order
+                cache[frame] = (self._to_device(tensor, pad), pad, shape, image if with_frames else None)
             loaded = max(loaded, needed)
             first_frame = cache[batch[0].frames[0]][0]
             clips = first_frame.new_empty((len(batch), first_frame.shape[0], self.clip_length,
@@ -213,5 +216,5 @@ class SaliencyEngine:
         if self.device.type != "cpu":
             means = torch.stack(means).cpu()  # one transfer
         for frame, mean, label_map in zip(finished, means, label_maps):
-            _, pad, shape = cache[frame]
-            yield FramePrediction(frame, mean, pad, shape, label_map.cpu().numpy())
+            _, pad, shape, image = cache[frame]
+            yield FramePrediction(frame, mean, pad, shape, label_map.cpu().numpy(), image)

@@ -18,7 +18,6 @@ that exists is whole; the temp files that a killed run's writes left behind are 
 sequence is predicted again.
 """
 
-import collections
 import contextlib
 import json
 import logging
@@ -31,7 +30,7 @@ from datasets.video import frame_rate_of
 from inference_handlers.background import consume_in_background, host_workers, ordered_map
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
                                           scored_indices, summarise)
-from inference_handlers.writers import write_json, write_mask, write_overlay_video, write_probability
+from inference_handlers.writers import overlay_video, write_json, write_mask, write_probability
 from utils.config import InferenceConfig
 from utils.errors import UserError
 from utils.files import remove_temp_files
@@ -49,7 +48,7 @@ def ground_truth_source(sequence) -> str:
 
 def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: str = "davis2016",
                   results_dir: Path | None = None, show_progress: bool = True,
-                  fingerprint: dict | None = None) -> dict:
+                  fingerprint: dict | None = None, frame_hook=None) -> dict:
     """Predict every sequence and score its annotated frames with `protocol` (inference.eval_frames:
     all | skip_first_last); with results_dir, write masks named by inference.mask_names
     (Sequence.output_name), and probability PNGs and overlay videos if asked (inference.save_probs,
@@ -59,6 +58,8 @@ def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: st
 
     fingerprint: what made the outputs (weights, settings), of JSON values (lists, not tuples) so
     that a marker read back compares equal; a complete sequence is reused only when it matches.
+    frame_hook: called with (sequence, frame index, uint8 label map) for every frame predicted, in
+    frame order (not for sequences taken from a marker).
     """
     engine.model.eval()
     writing = results_dir is not None
@@ -79,7 +80,7 @@ def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: st
                 record = completed_record(results_dir, sequence, settings)
             if record is None:
                 record = predict_sequence(engine, sequence, results_dir, settings, progress,
-                                          inference.write_queue)
+                                          inference.write_queue, frame_hook)
             else:
                 reused += 1
                 progress.update(sequence.num_frames)
@@ -94,9 +95,9 @@ def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: st
 
 
 def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict, progress,
-                     write_queue: int = 0) -> dict:
+                     write_queue: int = 0, frame_hook=None) -> dict:
     """Predict, write and score one sequence (writing in a background thread when write_queue
-    > 0); returns its record."""
+    > 0), calling frame_hook(sequence, index, labels) for each frame; returns its record."""
     protocol = settings["protocol"]
     marker = None if results_dir is None else results_dir / sequence.name / COMPLETE_MARKER
     previous = read_marker(marker) if marker is not None else None
@@ -106,9 +107,13 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
         _remove_temp_files(results_dir, sequence.name)
     scored = set(scored_indices(sequence.annotated_indices, settings["frames"]))
     record, written = new_record(protocol), []
+    overlay_path = None
+    if results_dir is not None and settings["overlay"]:
+        overlay_path = results_dir / OVERLAYS_DIR / f"{sequence.name}.mp4"
 
-    def files_and_values(prediction):
-        """Write one prediction's mask and probability map and score it (run by a pool thread)."""
+    def write_and_score_frame(prediction):
+        """Write one prediction's mask and probability map and score it (run by a pool thread);
+        returns (prediction, mask name, files written, scores or None)."""
         labels = prediction.labels()
         name = sequence.output_name(prediction.index, settings["mask_names"])
         probability, files, values = None, [], None
@@ -122,29 +127,27 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
         if prediction.index in scored:
             ground_truth = sequence.read_mask(prediction.index, prediction.shape) != 0
             values = score_frame(protocol, labels, probability, ground_truth)
-        return prediction.index, name, labels, files, values
+        return prediction, name, files, values
 
-    def handled(predictions):
-        """Write masks and probabilities, score (several frames at once in a pool of threads when
-        writing in the background); yield (frame, mask) pairs for overlays, in frame order."""
+    def write_and_score(predictions) -> None:
+        """Every frame written and scored (several at once by a pool of threads when writing in
+        the background), then, in frame order, recorded and added to the overlay video if asked."""
         workers = host_workers() if write_queue > 0 else 1
-        with sequence.open_frames() if settings["overlay"] else contextlib.nullcontext() as images:
-            for index, name, labels, files, values in ordered_map(files_and_values, predictions, workers):
+        overlay = overlay_video(overlay_path, frame_rate_of(sequence)) if overlay_path else contextlib.nullcontext()
+        with overlay as video:
+            for prediction, name, files, values in ordered_map(write_and_score_frame, predictions, workers):
                 written.extend(files)
                 if values is not None:
                     add_frame(record, protocol, name, values)
                 progress.update(1)
-                if settings["overlay"]:
-                    yield images[index], labels
+                if frame_hook is not None:
+                    frame_hook(sequence, prediction.index, prediction.labels())
+                if video is not None:
+                    video.add(prediction.frame, prediction.labels())
+        if overlay_path is not None:
+            written.append(overlay_path)
 
-    def write_and_score(predictions) -> None:
-        if results_dir is not None and settings["overlay"]:
-            written.append(results_dir / OVERLAYS_DIR / f"{sequence.name}.mp4")
-            write_overlay_video(written[-1], handled(predictions), frame_rate_of(sequence))
-        else:
-            collections.deque(handled(predictions), maxlen=0)
-
-    with contextlib.closing(engine.predict(sequence)) as predictions:
+    with contextlib.closing(engine.predict(sequence, with_frames=overlay_path is not None)) as predictions:
         consume_in_background(write_and_score, predictions, write_queue, name="result-writer")
     if marker is not None:
         _remove_stale_files(results_dir, previous, written)

@@ -19,13 +19,12 @@ metrics.json).
 """
 
 import argparse
-import contextlib
 import html
 import json
 import logging
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -362,21 +361,30 @@ def validation_frames(sequences, count: int) -> list[tuple[object, int]]:
     return [(s, s.annotated_indices[len(s.annotated_indices) // 2]) for s in annotated]
 
 
-def validation_images(engine, sequences, count: int) -> list[tuple[str, np.ndarray]]:
-    """(tag, uint8 (H, W, 3) frame | ground truth | prediction) of the fixed validation frames;
-    each frame is predicted from the clip_length frames around it (a shorter sequence than the
-    validation's, so its mask can differ slightly from the validation's own)."""
+class ValidationFrames:
+    """The label maps of the fixed validation frames (validation_frames), captured while validation
+    predicts them: pass it as run_inference's frame_hook."""
+
+    def __init__(self, sequences, count: int):
+        self.frames = validation_frames(sequences, count)
+        self.wanted = {(sequence.name, index) for sequence, index in self.frames}
+        self.labels = {}  # (sequence name, frame index) -> uint8 (H, W) label map
+
+    def __call__(self, sequence, index: int, labels: np.ndarray) -> None:
+        if (sequence.name, index) in self.wanted:
+            self.labels[sequence.name, index] = labels
+
+
+def validation_images(frames, labels: dict) -> list[tuple[str, np.ndarray]]:
+    """(tag, uint8 (H, W, 3) frame | ground truth | prediction) of the validation `frames`
+    ((sequence, index) pairs), the prediction being the validation's own (`labels`, keyed by
+    (sequence name, index) as ValidationFrames captures them)."""
     images = []
-    for sequence, index in validation_frames(sequences, count):
-        length = engine.clip_length
-        start = max(0, min(index - length // 2, sequence.num_frames - length))
-        window = replace(sequence, frame_paths=sequence.frame_paths[start:start + length], frame_numbers=None,
-                         mask_paths={index - start: sequence.mask_paths[index]})
-        with contextlib.closing(engine.predict(window)) as predictions:
-            labels = next(p.labels() for p in predictions if p.index == index - start)
+    for sequence, index in frames:
         frame = read_rgb(sequence.frame_paths[index])
+        masks = [sequence.read_mask(index, frame.shape[:2]), labels[sequence.name, index]]
         images.append((f"val/{sequence.name}/{sequence.frame_name(index)}",
-                       thumbnail(frame, [sequence.read_mask(index, frame.shape[:2]), labels], height=frame.shape[0])))
+                       thumbnail(frame, masks, height=frame.shape[0])))
     return images
 
 

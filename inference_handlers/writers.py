@@ -6,13 +6,13 @@ Probability PNGs: single-channel 8-bit, grey level = round(255 * foreground prob
 up to rounding; read back as level / 255.
 """
 
+import contextlib
 import csv
 import io
 import json
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
 
 import av
 import numpy as np
@@ -22,7 +22,7 @@ from scipy.ndimage import binary_dilation
 from datasets.io import write_palette_png
 from datasets.transforms import resize_image, resize_labels
 from inference_handlers.metrics import disk, seg2bmap
-from utils.files import atomic_write, atomic_write_text
+from utils.files import atomic_path, atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -84,33 +84,37 @@ def overlay_frame(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return result
 
 
-def write_overlay_video(path: Path, frames: Iterable[tuple[np.ndarray, np.ndarray]],
-                        frame_rate: Fraction) -> int:
-    """Encode (frame, mask) pairs as an MP4 (yuv420p, faststart); returns the frame count.
+class OverlayEncoder:
+    """Encodes frames with their masks tinted and outlined into an open MP4 container; frames take
+    the size of the first one, cropped to even numbers of rows and columns (4:2:0 chroma)."""
 
-    Frames take the size of the first one, cropped to even numbers of rows and columns (4:2:0
-    chroma).
-    """
-    count = 0
+    def __init__(self, container, codec: str, frame_rate: Fraction):
+        self.container, self.codec, self.frame_rate = container, codec, frame_rate
+        self.stream, self.shape, self.count = None, None, 0
 
-    def encode(tmp_path):
-        nonlocal count
-        codec = overlay_codec()
-        with av.open(tmp_path, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
-            stream = None
-            for image, labels in frames:
-                if stream is None:
-                    shape = image.shape[:2]
-                    height, width = shape[0] // 2 * 2, shape[1] // 2 * 2
-                    stream = container.add_stream(codec, rate=frame_rate)
-                    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-                picture = overlay_frame(resize_image(image, shape), labels)[:height, :width]
-                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                    container.mux(packet)
-                count += 1
-            if stream is not None:
-                for packet in stream.encode():
-                    container.mux(packet)
+    def add(self, image: np.ndarray, labels: np.ndarray) -> None:
+        """Append the uint8 (H, W, 3) `image` with the mask `labels` tinted and outlined."""
+        if self.stream is None:
+            self.shape = image.shape[:2]
+            self.stream = self.container.add_stream(self.codec, rate=self.frame_rate)
+            self.stream.width, self.stream.height = self.shape[1] // 2 * 2, self.shape[0] // 2 * 2
+            self.stream.pix_fmt = "yuv420p"
+        picture = overlay_frame(resize_image(image, self.shape), labels)[:self.stream.height, :self.stream.width]
+        self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        self.count += 1
 
-    atomic_write(path, encode)
-    return count
+    def finish(self) -> None:
+        """Encode the frames the encoder still holds."""
+        if self.stream is not None:
+            self.container.mux(self.stream.encode())
+
+
+@contextlib.contextmanager
+def overlay_video(path: Path, frame_rate: Fraction):
+    """An OverlayEncoder writing the MP4 (yuv420p, faststart) `path` frame by frame (`add`); the
+    file appears, whole, when the block ends without an exception."""
+    with atomic_path(path) as tmp_name, \
+            av.open(tmp_name, mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+        video = OverlayEncoder(container, overlay_codec(), frame_rate)
+        yield video
+        video.finish()

@@ -7,10 +7,11 @@ builds the "interaction-preserved" ip-CSN-152. Both have a (3, 7, 7) stem; the e
 (1, 3, 3) max-pool does not pool over time (network/resnet3d.py).
 """
 
-import torch
+import functools
+
 from torch import nn
 
-from network.resnet3d import Bottleneck, Encoder3d, init_convolutions, projection
+from network.resnet3d import Bottleneck, Encoder3d, init_convolutions
 
 CSN152_DEPTHS = (3, 8, 36, 3)
 CSN50_DEPTHS = (3, 4, 6, 3)
@@ -18,45 +19,20 @@ CSN152_WIDTH = 64
 CSN_STEM = {"kernel_size": (3, 7, 7), "padding": (1, 3, 3)}
 
 
-class IrBottleneck(Bottleneck):
-    """1x1x1 reduce -> 3x3x3 depthwise -> 1x1x1 expand, each followed by BatchNorm.
-
-    The original's block accepts a dilation argument and ignores it (dilation 1 always)."""
-
-    @staticmethod
-    def middle_conv(planes: int, stride: int) -> nn.Conv3d:
-        return nn.Conv3d(planes, planes, kernel_size=3, stride=stride, padding=1, groups=planes, bias=False)
+def depthwise_conv(planes: int, stride: int) -> list[nn.Conv3d]:
+    """ir-CSN's bottleneck middle: a 3x3x3 depthwise convolution. The original's block accepts a
+    dilation argument and ignores it (dilation 1 always)."""
+    return [nn.Conv3d(planes, planes, kernel_size=3, stride=stride, padding=1, groups=planes, bias=False)]
 
 
-class IpBottleneck(nn.Module):
-    """1x1x1 reduce -> 1x1x1 (BatchNorm, no ReLU) -> 3x3x3 depthwise -> 1x1x1 expand."""
+def ip_convs(planes: int, stride: int) -> list[nn.Conv3d]:
+    """ip-CSN's bottleneck middle: a 1x1x1 convolution (BatchNorm, no ReLU), then the depthwise one;
+    the block's convolutions are conv1 (reduce), conv2 (1x1x1), conv3 (depthwise), conv4 (expand)."""
+    return [nn.Conv3d(planes, planes, kernel_size=1, bias=False), *depthwise_conv(planes, stride)]
 
-    expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int, bn_eps: float):
-        super().__init__()
-        out_channels = planes * self.expansion
-        self.conv1 = nn.Conv3d(in_channels, planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm3d(planes, eps=bn_eps)
-        self.conv2 = nn.Conv3d(planes, planes, kernel_size=1, bias=False)
-        self.bn2 = nn.BatchNorm3d(planes, eps=bn_eps)
-        self.conv3 = nn.Conv3d(planes, planes, kernel_size=3, stride=stride, padding=1,
-                               groups=planes, bias=False)
-        self.bn3 = nn.BatchNorm3d(planes, eps=bn_eps)
-        self.conv4 = nn.Conv3d(planes, out_channels, kernel_size=1, bias=False)
-        self.bn4 = nn.BatchNorm3d(out_channels, eps=bn_eps)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = projection(in_channels, out_channels, stride, bn_eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        out = self.relu(self.bn3(self.conv3(out)))
-        out = self.bn4(self.conv4(out))
-        return self.relu(out + shortcut)
+IR_BOTTLENECK = functools.partial(Bottleneck, conv_builder=depthwise_conv)
+IP_BOTTLENECK = functools.partial(Bottleneck, conv_builder=ip_convs)
 
 
 def csn_ir(depths=CSN152_DEPTHS, width: int = CSN152_WIDTH, bn_eps: float = 1e-5,
@@ -66,7 +42,7 @@ def csn_ir(depths=CSN152_DEPTHS, width: int = CSN152_WIDTH, bn_eps: float = 1e-5
     3,4,6,3). Backbone weights: `irCSN_152_ft_kinetics_from_ig65m_f126851907.pth`. As in the
     original, the stem keeps PyTorch's default init under conv_init 'original' (it is swapped
     in after the ResNet's init loop); 'he' initialises it like every other convolution."""
-    encoder = Encoder3d(IrBottleneck, depths, width, CSN_STEM, bn_eps, pixel_mean, pixel_std)
+    encoder = Encoder3d(IR_BOTTLENECK, depths, width, CSN_STEM, bn_eps, pixel_mean, pixel_std)
     init_convolutions(encoder, conv_init, skip=[encoder.conv1] if conv_init == "original" else [])
     return encoder
 
@@ -78,6 +54,6 @@ def csn_ip(depths=CSN152_DEPTHS, width: int = CSN152_WIDTH, bn_eps: float = 1e-5
     (e.g. `ipCSN_152_ft_kinetics_from_ig65m`), in any format of network/backbone_formats.py.
     The stem pads time by 1 like ir-CSN's: the original pads it by 3 for a temporal kernel of 3,
     so an 8-frame clip left its stem with 12 frames and the output had 12 (SPEC §11 item 12)."""
-    encoder = Encoder3d(IpBottleneck, depths, width, CSN_STEM, bn_eps, pixel_mean, pixel_std)
+    encoder = Encoder3d(IP_BOTTLENECK, depths, width, CSN_STEM, bn_eps, pixel_mean, pixel_std)
     init_convolutions(encoder, conv_init, skip=[encoder.conv1] if conv_init == "original" else [])
     return encoder

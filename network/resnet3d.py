@@ -4,12 +4,13 @@
 (Hara et al., "Can Spatiotemporal 3D CNNs Retrace the History of 2D CNNs and ImageNet?",
 CVPR 2018; SPEC §4.2-4.3): input normalisation, a stem convolution with stride (1, 2, 2), the
 encoder's own (1, 3, 3) max-pool that does not pool over time, and four stages of residual blocks.
-Stage s has bottleneck width `width * 2**s`; layers 2-4 halve T, H and W. The block class decides
-the rest: `BasicBlock` and `Bottleneck` here, the channel-separated ones in network/csn.py.
+Stage s has bottleneck width `width * 2**s`; layers 2-4 halve T, H and W. The block decides the
+rest: `BasicBlock` and `Bottleneck` here; the channel-separated blocks of network/csn.py are this
+`Bottleneck` with depthwise middle convolutions.
 
 Every block takes (in_channels, planes, stride, bn_eps), builds its 1x1x1 projection shortcut
 (`downsample`, the original's shortcut type "B") when the stride or the channels change, and
-declares `expansion` (output channels = planes * expansion).
+sets `out_channels` (planes for basic blocks, planes * 4 for bottlenecks).
 """
 
 import math
@@ -32,8 +33,6 @@ def projection(in_channels: int, out_channels: int, stride: int, bn_eps: float):
 class BasicBlock(nn.Module):
     """Two full 3x3x3 convolutions, each followed by BatchNorm (ResNet-10/18/34)."""
 
-    expansion = 1
-
     def __init__(self, in_channels: int, planes: int, stride: int, bn_eps: float):
         super().__init__()
         self.conv1 = nn.Conv3d(in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False)
@@ -41,6 +40,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv3d(planes, planes, kernel_size=3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm3d(planes, eps=bn_eps)
         self.relu = nn.ReLU(inplace=True)
+        self.out_channels = planes
         self.downsample = None
         if stride != 1 or in_channels != planes:
             self.downsample = projection(in_channels, planes, stride, bn_eps)
@@ -52,34 +52,44 @@ class BasicBlock(nn.Module):
         return self.relu(out + shortcut)
 
 
+def full_conv(planes: int, stride: int) -> list[nn.Conv3d]:
+    """The 3D ResNet bottleneck's middle: one full 3x3x3 convolution."""
+    return [nn.Conv3d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)]
+
+
 class Bottleneck(nn.Module):
-    """1x1x1 reduce -> full 3x3x3 -> 1x1x1 expand, each followed by BatchNorm (ResNet-50..200)."""
+    """1x1x1 reduce -> middle -> 1x1x1 expand, each convolution followed by BatchNorm.
+
+    `conv_builder(planes, stride)` makes the middle's convolutions (cf. torchvision's video ResNet,
+    which passes a `conv_builder` to its blocks): `full_conv` for the 3D ResNets (ResNet-50..200),
+    network/csn.py's depthwise ones for ir-CSN and ip-CSN. The convolutions are numbered in order,
+    conv1/bn1 (reduce), conv2/bn2, ... (middle), the last (expand); ReLU follows the reduce, the
+    middle's last convolution and the sum with the shortcut.
+    """
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int, bn_eps: float):
+    def __init__(self, in_channels: int, planes: int, stride: int, bn_eps: float, conv_builder=full_conv):
         super().__init__()
-        out_channels = planes * self.expansion
-        self.conv1 = nn.Conv3d(in_channels, planes, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm3d(planes, eps=bn_eps)
-        self.conv2 = self.middle_conv(planes, stride)
-        self.bn2 = nn.BatchNorm3d(planes, eps=bn_eps)
-        self.conv3 = nn.Conv3d(planes, out_channels, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm3d(out_channels, eps=bn_eps)
+        self.out_channels = planes * self.expansion
+        convs = [nn.Conv3d(in_channels, planes, kernel_size=1, bias=False), *conv_builder(planes, stride),
+                 nn.Conv3d(planes, self.out_channels, kernel_size=1, bias=False)]
+        for number, conv in enumerate(convs, start=1):
+            self.add_module(f"conv{number}", conv)
+            self.add_module(f"bn{number}", nn.BatchNorm3d(conv.out_channels, eps=bn_eps))
+        self.num_convs = len(convs)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
-        if stride != 1 or in_channels != out_channels:
-            self.downsample = projection(in_channels, out_channels, stride, bn_eps)
-
-    @staticmethod
-    def middle_conv(planes: int, stride: int) -> nn.Conv3d:
-        return nn.Conv3d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        if stride != 1 or in_channels != self.out_channels:
+            self.downsample = projection(in_channels, self.out_channels, stride, bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        out = x
+        for number in range(1, self.num_convs + 1):  # modules looked up by name: SyncBatchNorm replaces them
+            out = getattr(self, f"bn{number}")(getattr(self, f"conv{number}")(out))
+            if number in (1, self.num_convs - 1):
+                out = self.relu(out)
         return self.relu(out + shortcut)
 
 
@@ -109,7 +119,7 @@ class Encoder3d(nn.Module):
             blocks = []
             for index in range(depth):
                 blocks.append(block(in_channels, planes, stride if index == 0 else 1, bn_eps))
-                in_channels = planes * block.expansion
+                in_channels = blocks[-1].out_channels
             setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
             self.out_channels.append(in_channels)
 

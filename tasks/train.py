@@ -16,7 +16,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Training:
-    """What a training step needs."""
+    """What a training step needs, and (made by `prepare`) what train() loops over."""
     model: torch.nn.Module       # what the step runs: the DDP wrapper under torchrun, else the network
     network: torch.nn.Module     # the network itself: state dicts, validation engine
     optimizer: torch.optim.Optimizer
@@ -63,6 +63,12 @@ class Training:
     writer: object  # torch.utils.tensorboard.SummaryWriter on rank 0, else None
     model_dir: Path              # saved_models/<name>
     iterations_per_epoch: int    # optimiser steps in a whole epoch
+    loader: DataLoader | None = None
+    sampler: ResumableSampler | None = None  # the loader's sampler: epoch and start position
+    dataset: object = None                   # the training set (set_epoch redraws its clips)
+    engine: object = None                    # the validation engine (the one `--task infer` uses)
+    test_sequences: list = field(default_factory=list)
+    progress: Progress = field(default_factory=Progress)  # restored from last.pth on resume
 
 
 def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.nn.Module:
@@ -217,34 +223,38 @@ def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: S
 def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> dict | None:
     """Every rank scores its share of the test sequences with the test set's protocol; returns
     the summary of all of them (its "score" is the protocol's headline, "score_name" its name:
-    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done). Every rank
+    J&F for DAVIS); rank 0 writes val/<metric> scalars at step `epoch` (epochs done) and the
+    validation pictures, whose label maps each rank captures from its own share. Every rank
     validates with rank 0's BatchNorm statistics, the ones its checkpoint keeps. None when a
     SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
+    from inference_handlers.report import ValidationFrames  # matplotlib: imported where it is used
     broadcast_buffers(engine.model)
     logger.info("validating epoch %d on %d test sequences", epoch, len(sequences))
     protocol, summaries = protocol_for(cfg.inference.protocol, cfg.data.test), []
+    pictures = ValidationFrames(sequences, cfg.train.val_images)  # captured by the rank that predicts them
     for sequence in shard(sequences):
         if stop.received is not None:
             break
         summaries.append(run_inference(engine, [sequence], cfg.inference, protocol=protocol,
-                                       show_progress=False))
-    gathered = gather_objects((summaries, stop.received is not None))
-    if any(stopped for _, stopped in gathered):
+                                       show_progress=False, frame_hook=pictures))
+    gathered = gather_objects((summaries, stop.received is not None, pictures.labels))
+    if any(stopped for _, stopped, _ in gathered):
         return None
-    summary = merge_summaries([part for rank_summaries, _ in gathered for part in rank_summaries])
+    summary = merge_summaries([part for rank_summaries, _, _ in gathered for part in rank_summaries])
     if writer is not None:
         for key, value in summary["metrics"].items():
             writer.add_scalar(f"val/{key}", value, epoch)
-        log_validation_pictures(writer, engine, sequences, summary, cfg.train.val_images, epoch)
+        labels = {key: value for _, _, rank_labels in gathered for key, value in rank_labels.items()}
+        log_validation_pictures(writer, pictures.frames, labels, summary, epoch)
     return summary
 
 
-def log_validation_pictures(writer, engine, sequences, summary: dict, count: int, epoch: int) -> None:
-    """Tensorboard: the per-sequence scores as a text table, and `count` fixed frames as frame |
-    ground truth | prediction images (inference_handlers/report.py)."""
+def log_validation_pictures(writer, frames, labels: dict, summary: dict, epoch: int) -> None:
+    """Tensorboard: the per-sequence scores as a text table, and the fixed validation `frames`
+    as frame | ground truth | prediction images (inference_handlers/report.py)."""
     from inference_handlers.report import markdown_table, validation_images
     writer.add_text("val/sequences", markdown_table(summary), epoch)
-    for tag, image in validation_images(engine, sequences, count):
+    for tag, image in validation_images(frames, labels):
         writer.add_image(tag, image, epoch, dataformats="HWC")
 
 
@@ -319,9 +329,8 @@ def check_replicas(network: torch.nn.Module) -> None:
     logger.info("parameters identical on all %d processes (sha256 per rank: %s)", len(digests), ", ".join(digests))
 
 
-def prepare(cfg, run, weights_path):
-    """Everything train() loops over: (training, loader, sampler, dataset, engine, test sequences,
-    progress)."""
+def prepare(cfg, run, weights_path) -> Training:
+    """Everything train() loops over, resumed from last.pth when there is one."""
     from torch.utils.tensorboard import SummaryWriter  # half a second to import: only where it is used
     check_precision(run.device, cfg.train.precision)
     resume_from = resume_path(cfg, run.model_dir, weights_path)
@@ -337,18 +346,18 @@ def prepare(cfg, run, weights_path):
         loss_fn=pick(LOSSES, cfg.train.loss, "loss"), device=run.device, precision=cfg.train.precision,
         clip_grad_norm=cfg.solver.clip_grad_norm,
         writer=SummaryWriter(run.model_dir / "tensorboard") if is_main_process() else None,
-        model_dir=run.model_dir, iterations_per_epoch=len(loader))
-    progress = Progress()
+        model_dir=run.model_dir, iterations_per_epoch=len(loader), loader=loader, sampler=sampler, dataset=dataset)
     if resume_from:
-        progress = restore(training, resume_from)
+        progress = training.progress = restore(training, resume_from)
         logger.info("resuming from %s: epoch %d, iteration %d (%d of %d batches of that epoch done%s)",
                     resume_from, progress.epoch + 1, progress.iteration, progress.epoch_batches, len(loader),
                     ", validated" if progress.epoch_finished else "")
-    test_sequences = index_sequences(cfg.data, "test") if cfg.train.validate_every else []
+    training.test_sequences = index_sequences(cfg.data, "test") if cfg.train.validate_every else []
     logger.info("%d training sequences, %d clips per epoch, %d iterations per epoch on %d process(es); "
                 "%d test sequences; %.2fM parameters", len(dataset.sequences), len(dataset), len(loader),
-                world_size(), len(test_sequences), sum(p.numel() for p in network.parameters()) / 1e6)
-    return training, loader, sampler, dataset, build_engine(cfg, network, run.device), test_sequences, progress
+                world_size(), len(training.test_sequences), sum(p.numel() for p in network.parameters()) / 1e6)
+    training.engine = build_engine(cfg, network, run.device)
+    return training
 
 
 def train(cfg, run, weights_path: str | None = None) -> dict:
@@ -356,21 +365,23 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
     "already_finished" (the resumed run had no epoch left), "best_score", "best_epoch", "seconds",
     "stopped" (signal name or None)}."""
     start_time = time.time()
-    training, loader, sampler, dataset, engine, test_sequences, progress = prepare(cfg, run, weights_path)
+    training = prepare(cfg, run, weights_path)
+    progress = training.progress
     first_epoch = progress.epoch + 1 if progress.epoch_finished else progress.epoch
     mean_loss, stopped = float("nan"), None
     with StopSignals() as stop:
         for epoch in range(first_epoch, cfg.train.epochs):
             if epoch != progress.epoch:
                 progress.epoch, progress.epoch_batches, progress.epoch_finished = epoch, 0, False
-            dataset.set_epoch(epoch)
-            sampler.set_epoch(epoch)
-            sampler.start_at(progress.epoch_batches * cfg.train.batch_size)
-            was_stopped, mean_loss = train_one_epoch(training, loader, cfg, progress, stop)
+            training.dataset.set_epoch(epoch)
+            training.sampler.set_epoch(epoch)
+            training.sampler.start_at(progress.epoch_batches * cfg.train.batch_size)
+            was_stopped, mean_loss = train_one_epoch(training, training.loader, cfg, progress, stop)
             if was_stopped:
                 stopped = stop.received or "SIGTERM"
                 break
-            validated = end_epoch(training, cfg, progress, engine, test_sequences, mean_loss, start_time, stop)
+            validated = end_epoch(training, cfg, progress, training.engine, training.test_sequences, mean_loss,
+                                  start_time, stop)
             signalled = torch.tensor([float(stop.received is not None)], device=run.device)
             if not validated or gather_rows(signalled).max() > 0:
                 stopped = stop.received or "SIGTERM"

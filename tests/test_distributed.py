@@ -3,6 +3,7 @@ only, the logged loss is the mean of the ranks' losses, validation split across 
 as users do: on a fresh synthetic data root with DataLoader workers, a launcher killed and the
 same command run again at once, and two launchers on this machine acting as two nodes."""
 
+import io
 import json
 import os
 import re
@@ -13,13 +14,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
+from datasets.io import read_mask, read_rgb
 from datasets.synthetic import MARKER, TMP_INFIX
+from inference_handlers.report_figures import thumbnail
 from tasks.distributed import gather_rows, is_initialized, parameters_digest, shard
 from network import build_model
 from utils.config import load_config
@@ -226,3 +231,12 @@ def test_validation_split_across_ranks_scores_what_one_process_scores(torchrun_r
     metrics = json.loads((tmp_path / "results/tiny/metrics.json").read_text())["metrics"]
     assert validated.keys() == metrics.keys() and "J&F" in metrics
     assert validated == pytest.approx(metrics, rel=1e-6, abs=1e-7)  # tensorboard keeps float32
+    pictures = EventAccumulator(str(folder / "saved_models/tiny/tensorboard"), size_guidance={"images": 0})
+    pictures.Reload()
+    for name in ("bear", "cows"):  # one sequence per rank, the pictures gathered on rank 0
+        encoded = pictures.Images(f"val/{name}/00004")[-1].encoded_image_string
+        frame = read_rgb(folder / f"DAVIS/JPEGImages/480p/{name}/00004.jpg")
+        masks = [read_mask(folder / f"DAVIS/Annotations_unsupervised/480p/{name}/00004.png"),
+                 read_mask(tmp_path / f"results/tiny/{name}/00004.png")]
+        expected = thumbnail(frame, masks, height=frame.shape[0])
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB")), expected), name

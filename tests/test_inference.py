@@ -37,9 +37,9 @@ class CountingEngine:
         self.model = self.inner.model
         self.predicted = []
 
-    def predict(self, sequence):
+    def predict(self, sequence, with_frames=False):
         self.predicted.append(sequence.name)
-        return self.inner.predict(sequence)
+        return self.inner.predict(sequence, with_frames)
 
 
 def test_probability_pngs_hold_255_times_the_foreground_probability(tmp_path, three_sequences):

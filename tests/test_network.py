@@ -143,3 +143,29 @@ def test_encoder_batch_norm_starts_at_one_and_zero():
     for batch_norm in (m for m in encoder("csn_ip", "original").modules() if isinstance(m, torch.nn.BatchNorm3d)):
         assert torch.equal(batch_norm.weight, torch.ones_like(batch_norm.weight))
         assert torch.equal(batch_norm.bias, torch.zeros_like(batch_norm.bias))
+
+
+def original_bottleneck_forward(block, x, ip: bool):
+    """The original blocks written out (SPEC §4.3): ReLU after the reduce and the depthwise (or
+    full) 3x3x3 convolution, none after ip-CSN's extra 1x1x1 nor after the expand."""
+    out = block.relu(block.bn1(block.conv1(x)))
+    if ip:
+        out = block.bn2(block.conv2(out))
+        out = block.relu(block.bn3(block.conv3(out)))
+        out = block.bn4(block.conv4(out))
+    else:
+        out = block.relu(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+    return block.relu(out + block.downsample(x))
+
+
+@pytest.mark.parametrize("backbone", ["csn_ir", "csn_ip", "resnet"])
+def test_bottleneck_forward_is_the_original_blocks(backbone):
+    torch.manual_seed(0)
+    block = encoder(backbone, "he").layer2[0].eval()
+    for batch_norm in (m for m in block.modules() if isinstance(m, torch.nn.BatchNorm3d)):
+        batch_norm.bias.data.normal_()  # negative pre-activations: a missing or extra ReLU shows
+        batch_norm.running_mean.normal_()
+    x = torch.randn(1, block.conv1.in_channels, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(block(x), original_bottleneck_forward(block, x, ip=backbone == "csn_ip"))

@@ -2,18 +2,26 @@
 what a run writes (tensorboard, best.pth, snapshots) and starts from (--wts, train.init_weights,
 train.resume)."""
 
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main
+from datasets import index_sequences
+from datasets.io import read_rgb
+from inference_handlers import build_engine
+from inference_handlers.report_figures import thumbnail
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
 from tasks.clip_images import clip_overlay
 from tasks.resume import Progress
 from tasks.train import Training, build_network, check_step, train_step, warn_if_unfinished
+from tasks.train import validate as validate_epoch
 from network.weights import read_model_checkpoint
 from utils.checkpoint import save_checkpoint
 from utils.config import Task, load_config, train_sources, validate
@@ -217,3 +225,46 @@ def test_recipe_stages_start_from_the_previous_stage_and_train_on_its_data(name)
     assert [source.dataset for _, source in train_sources(cfg.data)] == datasets
     if name == "recipe_mixture":
         assert [source.weight for source in cfg.data.train] == [0.3, 0.25, 0.45]
+
+
+class TensorboardStub:
+    """The SummaryWriter calls validation makes, kept in memory."""
+
+    def __init__(self):
+        self.images = {}
+
+    def add_scalar(self, tag, value, step):
+        pass
+
+    def add_text(self, tag, text, step):
+        pass
+
+    def add_image(self, tag, image, step, dataformats):
+        self.images[tag] = image
+
+
+def repredicted_picture(engine, sequence, index):
+    """The picture as validation made it before it captured its own masks: the frame predicted
+    again from the clip_length frames around it."""
+    start = max(0, min(index - engine.clip_length // 2, sequence.num_frames - engine.clip_length))
+    window = replace(sequence, frame_paths=sequence.frame_paths[start:start + engine.clip_length],
+                     frame_numbers=None, mask_paths={index - start: sequence.mask_paths[index]})
+    labels = next(p.labels() for p in engine.predict(window) if p.index == index - start)
+    frame = read_rgb(sequence.frame_paths[index])
+    return thumbnail(frame, [sequence.read_mask(index, frame.shape[:2]), labels], height=frame.shape[0])
+
+
+def test_validation_pictures_are_the_validated_masks_and_nothing_is_predicted_again(data_root, monkeypatch):
+    cfg = load_config(TINY_CONFIG, [f"data.test_root={data_root}", "train.val_images=2"])
+    sequences = index_sequences(cfg.data, "test")  # 8 frames = clip_length: one window, as re-predicted
+    engine = build_engine(cfg, build_network(cfg, CPU, None), CPU)
+    predicted, predict = [], engine.predict
+    monkeypatch.setattr(engine, "predict", lambda sequence, **options: predicted.append(sequence.name)
+                        or predict(sequence, **options))
+    writer = TensorboardStub()
+    validate_epoch(engine, sequences, cfg, writer, epoch=1, stop=SimpleNamespace(received=None))
+    assert predicted == ["bear", "cows"]  # once each, by the validation itself
+    assert sorted(writer.images) == ["val/bear/00004", "val/cows/00004"]
+    for sequence in sequences:
+        expected = repredicted_picture(engine, sequence, 4)
+        assert np.array_equal(writer.images[f"val/{sequence.name}/00004"], expected)

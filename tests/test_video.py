@@ -1,5 +1,6 @@
 """`--input` sources: video files decoded with PyAV and folders of frames."""
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -8,7 +9,8 @@ import pytest
 from PIL import Image
 
 from datasets.io import read_rgb
-from datasets.video import VideoSequence, array_sequence, index_input
+from datasets import video
+from datasets.video import VideoFrames, VideoSequence, array_sequence, index_input
 from inference_handlers.inference import run_inference
 from utils.config import InferenceConfig
 from utils.errors import UserError
@@ -17,13 +19,18 @@ from conftest import masks_in, write_mini_davis
 from test_engine import make_engine
 
 
-def write_video(path: Path, frames, rate: int = 10) -> Path:
+def write_video(path: Path, frames, rate: int = 10, first_pts: int | None = None) -> Path:
+    """H.264 in the container of the suffix; first_pts: frames numbered from it (a negative start
+    makes the MP4 muxer write an edit list that drops the frames before 0 when decoding)."""
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        for index, frame in enumerate(frames):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if first_pts is not None:
+                picture.pts, picture.time_base = first_pts + index, Fraction(1, rate)
+            for packet in stream.encode(picture):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -100,3 +107,55 @@ def test_bad_inputs_are_user_errors(tmp_path, clip_frames):
             index_input(path)
     with pytest.raises(UserError, match="uint8"):
         array_sequence([clip_frames[0].astype(np.float32)])
+
+
+class DecodeCounter:
+    """av.open for datasets.video, counting the frames its containers decode."""
+
+    def __init__(self):
+        self.decoded, self.real_open = 0, av.open
+
+    def open(self, *args, **kwargs):
+        counter, container = self, self.real_open(*args, **kwargs)
+
+        class Counted:
+            def __getattr__(self, name):
+                return getattr(container, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc_info):
+                container.close()
+
+            def decode(self, *streams):
+                for frame in container.decode(*streams):
+                    counter.decoded += 1
+                    yield frame
+
+        return Counted()
+
+
+@pytest.mark.parametrize("name, first_pts, decoded", [
+    ("walk.mp4", None, 0),   # the MP4 sample table: no frame decoded
+    ("walk.mkv", None, 10),  # Matroska keeps no frame count: decoded
+    ("cut.mp4", -3, 7),      # an edit list drops frames -3..-1: the table's 10 is wrong, decoded
+])
+def test_video_frames_are_counted_from_the_container_where_it_is_right(tmp_path, clip_frames, monkeypatch,
+                                                                      name, first_pts, decoded):
+    path = write_video(tmp_path / name, clip_frames, first_pts=first_pts)
+    frames_in_file = len(decode_all(path))
+    counter = DecodeCounter()
+    monkeypatch.setattr(video.av, "open", counter.open)
+    (sequence,) = index_input(path)
+    assert sequence.num_frames == frames_in_file == 10 + min(first_pts or 0, 0)
+    assert counter.decoded == decoded
+
+
+def test_overlay_video_reads_each_frame_once(tmp_path, clip_frames, monkeypatch):
+    (sequence,) = index_input(write_video(tmp_path / "walk.mp4", clip_frames))
+    reads, read = [], VideoFrames.__getitem__
+    monkeypatch.setattr(VideoFrames, "__getitem__", lambda frames, index: reads.append(index) or read(frames, index))
+    run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence], results_dir=tmp_path / "out",
+                  show_progress=False, overlay=True)
+    assert sorted(reads) == list(range(10)) and (tmp_path / "out/overlays/walk.mp4").is_file()

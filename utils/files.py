@@ -5,6 +5,7 @@ should be) raises `UserError` naming the file, so the run ends with one `error:`
 temporary file is removed and the file under the final name, if any, is left as it was.
 """
 
+import contextlib
 import errno
 import fcntl
 import glob
@@ -25,22 +26,30 @@ def os_error_text(error: OSError) -> str:
     return error.strerror or str(error)
 
 
-def atomic_write(path: str | Path, write_fn) -> None:
-    """Call `write_fn(tmp_path)` and rename the result onto `path`, so that readers never see a
-    half-written file."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """A temporary file's name beside `path`, for the block to write; renamed onto `path` when the
+    block ends without an exception, deleted otherwise, so that readers never see a half-written
+    file."""
     path = Path(path)
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(handle)
-        write_fn(tmp_name)
+        yield tmp_name
         os.replace(tmp_name, path)
     except OSError as error:
         raise UserError(f"cannot write {path}: {os_error_text(error)}") from error
     finally:
         if tmp_name is not None and os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def atomic_write(path: str | Path, write_fn) -> None:
+    """Call `write_fn(tmp_path)` and rename the result onto `path` (atomic_path)."""
+    with atomic_path(path) as tmp_name:
+        write_fn(tmp_name)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
