@@ -156,6 +156,6 @@ def test_overlay_video_reads_each_frame_once(tmp_path, clip_frames, monkeypatch)
     (sequence,) = index_input(write_video(tmp_path / "walk.mp4", clip_frames))
     reads, read = [], VideoFrames.__getitem__
     monkeypatch.setattr(VideoFrames, "__getitem__", lambda frames, index: reads.append(index) or read(frames, index))
-    run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence], results_dir=tmp_path / "out",
-                  show_progress=False, overlay=True)
+    run_inference(make_engine("shift_back", clip_length=4, clip_overlap=1), [sequence], InferenceConfig(overlay=True),
+                  results_dir=tmp_path / "out", show_progress=False)
     assert sorted(reads) == list(range(10)) and (tmp_path / "out/overlays/walk.mp4").is_file()
