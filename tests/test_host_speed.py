@@ -1,7 +1,10 @@
 """The host side's shortcuts give exactly what the straightforward computations give: labels by
-comparison = argmax (ties, NaN), frames prepared in place = .float() / 255 then padding, F from a
-k-d tree on the masks' box = the toolkit's disk dilation on whole frames, the thread pool's
-results in order; and `tasks.benchmark --null-network` measures the host side with ground truth."""
+comparison = argmax (ties, NaN), frames prepared in place (NumPy on the host, torch on a device)
+= .float() / 255 then padding, sums kept in reused buffers = the windows' probabilities added in
+order, F from a k-d tree on the masks' box = the toolkit's disk dilation on whole frames, the
+thread pool's results in order, masks written at a fast zlib level = the same image; the engine's
+own tensor work runs in one intra-op thread, the network in torch's; and `tasks.benchmark
+--null-network` measures the host side with ground truth."""
 
 import json
 import threading
@@ -9,11 +12,16 @@ import threading
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from scipy.ndimage import binary_dilation
 
-from datasets.transforms import pad_clip, padding_for, prepare_test_frame
-from inference_handlers.background import ordered_map
-from inference_handlers.engine import labels_of
+from datasets.clip_sampling import sliding_windows
+from datasets.davis import index_davis
+from datasets.io import voc_palette, write_palette_png
+from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_test_frame
+from inference_handlers import engine as engine_module
+from inference_handlers.background import intra_op_threads, ordered_map
+from inference_handlers.engine import SaliencyEngine, labels_of
 from inference_handlers.metrics import boundary_f, boundary_radius, disk, seg2bmap
 from tasks import benchmark
 
@@ -37,6 +45,99 @@ def test_prepared_frame_equals_float_division_then_padding(shape):
     tensor, pad = prepare_test_frame(image, "unchanged", None)
     expected = pad_clip(torch.from_numpy(image).permute(2, 0, 1).float() / 255, padding_for(*shape))
     assert pad == padding_for(*shape) and torch.equal(tensor, expected)
+    assert torch.equal(frame_tensor(torch.from_numpy(image), pad), expected)  # the device's way
+
+
+class WindowModel(torch.nn.Module):
+    """Logits that depend on the pixels and on the frame's place in the window, so that a frame's
+    sum depends on which windows covered it; (B, 3, T, H, W) -> (B, 2, T, H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads = []  # torch.get_num_threads() inside each forward
+
+    def forward(self, clips):
+        self.threads.append(torch.get_num_threads())
+        position = torch.arange(clips.shape[2], dtype=clips.dtype).view(1, -1, 1, 1)
+        foreground = clips[:, 0] * 3.1 - clips[:, 2] + 0.37 * position
+        return torch.stack([clips[:, 1] * 0.7, foreground], dim=1)
+
+
+def window_engine(batch_size):
+    return SaliencyEngine(WindowModel(), clip_length=4, clip_overlap=1, dense=False, tail="repeat_first",
+                          resize_mode="unchanged", resize_size=None, device=torch.device("cpu"),
+                          precision="fp32", batch_size=batch_size)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_sums_in_reused_buffers_equal_the_windows_probabilities_added_in_order(mini_davis, batch_size):
+    engine = window_engine(batch_size)
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
+    with sequence.open_frames() as reader:
+        frames = [engine._load(reader, index)[0] for index in range(sequence.num_frames)]
+    sums, counts = {}, {}
+    for window in sliding_windows(sequence.num_frames, 4, engine.stride, "repeat_first"):
+        logits = engine.model(torch.stack([frames[f] for f in window.frames], dim=1)[None])
+        probabilities = torch.softmax(logits, dim=1)[0]                 # a fresh tensor per window
+        for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
+            if counted:
+                sums[frame] = probabilities[:, t] + sums[frame] if frame in sums else probabilities[:, t]
+                counts[frame] = counts.get(frame, 0) + 1
+    predictions = list(engine.predict(sequence))
+    assert len(engine.model.threads) > 2 and max(counts.values()) > 1  # several batches, frames in several windows
+    assert [p.index for p in predictions] == sorted(sums)
+    for prediction in predictions:
+        assert torch.equal(prediction.probabilities, sums[prediction.index] / counts[prediction.index])
+
+
+def test_the_network_keeps_torchs_threads_and_the_engines_own_work_runs_in_one(mini_davis, monkeypatch):
+    engine = window_engine(2)
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
+    label_threads = []
+
+    def recording_labels_of(mean):
+        label_threads.append(torch.get_num_threads())
+        return labels_of(mean)
+
+    monkeypatch.setattr(engine_module, "labels_of", recording_labels_of)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        list(engine.predict(sequence))
+        assert set(engine.model.threads) == {2} and set(label_threads) == {1}
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_intra_op_threads_are_restored_after_an_exception():
+    previous = torch.get_num_threads()
+    with pytest.raises(KeyError):
+        with intra_op_threads(previous + 1):
+            assert torch.get_num_threads() == previous + 1
+            raise KeyError("x")
+    assert torch.get_num_threads() == previous
+
+
+def test_masks_written_at_a_fast_zlib_level_are_the_default_levels_image(tmp_path):
+    labels = np.zeros((48, 70), np.uint8)
+    labels[10:30, 5:60], labels[40:, :3] = 1, 2
+    write_palette_png(tmp_path / "mask.png", labels)
+    default = Image.fromarray(labels)
+    default.putpalette(voc_palette())
+    default.save(tmp_path / "default.png", format="PNG")
+    with Image.open(tmp_path / "mask.png") as written, Image.open(tmp_path / "default.png") as expected:
+        assert written.mode == expected.mode == "P" and written.getpalette() == expected.getpalette()
+        assert np.array_equal(np.asarray(written), labels) and np.array_equal(np.asarray(expected), labels)
+
+
+def test_null_network_reuses_its_logits_with_the_straightforward_values():
+    network, generator = benchmark.NullNetwork(), torch.Generator().manual_seed(3)
+    for batch in (2, 2, 1):
+        clips = torch.rand(batch, 3, 4, 8, 9, generator=generator)
+        logits = network(clips)
+        expected = torch.stack([torch.zeros_like(clips[:, 0]), clips[:, 0] - clips[:, 1] - 0.35], dim=1)
+        assert torch.equal(logits, expected)
 
 
 def toolkit_boundary_f(prediction, ground_truth):
