@@ -71,12 +71,13 @@ def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
 def labels_of(mean: torch.Tensor) -> torch.Tensor:
     """(K, H, W) probabilities -> uint8 (H, W) argmax over K on the same device. Two channels:
     a comparison, 10x faster on a CPU and the same labels, ties and NaN included (torch's argmax
-    takes the first maximum and counts NaN as the maximum)."""
+    takes the first maximum and counts NaN as the maximum). A finite sum of the foreground
+    channel proves it free of NaN, at a third of the cost of looking for one."""
     if mean.shape[0] != 2:
         return mean.argmax(dim=0).to(torch.uint8)
     background, foreground = mean
     labels = foreground > background
-    if bool(torch.isnan(foreground).any()):  # rare: only a network that produced NaN gets here
+    if not bool(torch.isfinite(foreground.sum())):  # rare: only a network that produced NaN or inf gets here
         labels |= torch.isnan(foreground) & ~torch.isnan(background)
     return labels.view(torch.uint8)
 

@@ -84,14 +84,18 @@ def _within_reach(boundary: np.ndarray, other: np.ndarray, radius: int) -> int:
     """Pixels of `boundary` inside the dilation of `other` by disk(radius), i.e. at Euclidean
     distance <= radius from a pixel of `other` (instead of the toolkit's cv2.dilate: the same
     pixels). Boundaries are thin, so a k-d tree of `other`'s pixels answers in about a
-    millisecond; for a boundary that fills its box (noise), an exact distance transform."""
-    points, targets = np.argwhere(boundary), np.argwhere(other)
+    millisecond; for a boundary that fills its box (noise), an exact distance transform. Pixels
+    on both boundaries are at distance 0: only the others are looked up."""
+    shared = np.logical_and(boundary, other)
+    points, targets = np.argwhere(boundary & ~shared), np.argwhere(other)
     if len(points) + len(targets) > boundary.size // 8:
         distance = distance_transform_edt(~other)
         return int(np.logical_and(boundary, distance <= radius + 1e-9).sum())
+    if len(points) == 0:
+        return int(shared.sum())
     # integer squared distances: <= radius**2 exactly when below radius**2 + 0.5
     distance, _ = cKDTree(targets).query(points, distance_upper_bound=math.sqrt(radius ** 2 + 0.5))
-    return int(np.isfinite(distance).sum())
+    return int(shared.sum()) + int(np.isfinite(distance).sum())
 
 
 def _boundary_box(*masks: np.ndarray) -> tuple[slice, slice] | None:

@@ -32,6 +32,8 @@ def test_two_class_labels_equal_argmax_including_ties_and_nan():
     generator = torch.Generator().manual_seed(0)
     mean = torch.randint(0, 4, (2, 37, 53), generator=generator).float() / 4  # many exact ties
     mean[0, :3, :5], mean[1, 2:6, 4:9] = float("nan"), float("nan")        # NaN in one or both channels
+    mean[1, 20, :4], mean[0, 21:23, 3:6] = float("inf"), float("-inf")     # infinities, some facing NaN
+    mean[:, 30, 30] = float("inf")
     expected = mean.argmax(dim=0).to(torch.uint8)
     assert int((mean[0] == mean[1]).sum()) > 100
     assert torch.equal(labels_of(mean), expected)
