@@ -101,7 +101,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as a uint8 (H, W, 3) RGB array."""
     try:
         with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
+            return np.array(image if image.mode == "RGB" else image.convert("RGB"))  # convert copies
     except (OSError, UnidentifiedImageError) as error:
         raise DataFileError(f"cannot read image {path}: {error}") from error
 

@@ -17,7 +17,7 @@ from scipy.ndimage import binary_dilation
 
 from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
-from datasets.io import voc_palette, write_palette_png
+from datasets.io import read_rgb, voc_palette, write_palette_png
 from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_test_frame
 from inference_handlers import engine as engine_module
 from inference_handlers.background import intra_op_threads, ordered_map
@@ -119,6 +119,17 @@ def test_intra_op_threads_are_restored_after_an_exception():
             assert torch.get_num_threads() == previous + 1
             raise KeyError("x")
     assert torch.get_num_threads() == previous
+
+
+@pytest.mark.parametrize("mode, suffix", [("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg"), ("P", "png"), ("RGBA", "png")])
+def test_frames_read_without_a_conversion_of_rgb_files_equal_pils_rgb_conversion(tmp_path, mode, suffix):
+    pixels = np.random.default_rng(4).integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGBA").convert(mode)
+    image.save(tmp_path / f"frame.{suffix}")
+    with Image.open(tmp_path / f"frame.{suffix}") as stored:
+        expected = np.array(stored.convert("RGB"))
+    frame = read_rgb(tmp_path / f"frame.{suffix}")
+    assert frame.flags.writeable and frame.dtype == np.uint8 and np.array_equal(frame, expected)
 
 
 def test_masks_written_at_a_fast_zlib_level_are_the_default_levels_image(tmp_path):
