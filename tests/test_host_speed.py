@@ -124,7 +124,7 @@ def test_intra_op_threads_are_restored_after_an_exception():
 @pytest.mark.parametrize("mode, suffix", [("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg"), ("P", "png"), ("RGBA", "png")])
 def test_frames_read_without_a_conversion_of_rgb_files_equal_pils_rgb_conversion(tmp_path, mode, suffix):
     pixels = np.random.default_rng(4).integers(0, 256, (20, 30, 4), dtype=np.uint8)
-    image = Image.fromarray(pixels, "RGBA").convert(mode)
+    image = Image.fromarray(pixels, "RGBA") if mode == "RGBA" else Image.fromarray(pixels[..., :3], "RGB").convert(mode)
     image.save(tmp_path / f"frame.{suffix}")
     with Image.open(tmp_path / f"frame.{suffix}") as stored:
         expected = np.array(stored.convert("RGB"))
