@@ -17,12 +17,13 @@ from scipy.ndimage import binary_dilation
 
 from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
-from datasets.io import read_rgb, voc_palette, write_palette_png
+from datasets.io import read_rgb, voc_palette
 from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_test_frame
 from inference_handlers import engine as engine_module
 from inference_handlers.background import intra_op_threads, ordered_map
 from inference_handlers.engine import SaliencyEngine, labels_of
 from inference_handlers.metrics import boundary_f, boundary_radius, disk, seg2bmap
+from inference_handlers.writers import write_mask
 from tasks import benchmark
 
 from conftest import TINY_CONFIG
@@ -135,11 +136,11 @@ def test_frames_read_without_a_conversion_of_rgb_files_equal_pils_rgb_conversion
 def test_masks_written_at_a_fast_zlib_level_are_the_default_levels_image(tmp_path):
     labels = np.zeros((48, 70), np.uint8)
     labels[10:30, 5:60], labels[40:, :3] = 1, 2
-    write_palette_png(tmp_path / "mask.png", labels)
+    written_path = write_mask(tmp_path, "sequence", "00000", labels)
     default = Image.fromarray(labels)
     default.putpalette(voc_palette())
     default.save(tmp_path / "default.png", format="PNG")
-    with Image.open(tmp_path / "mask.png") as written, Image.open(tmp_path / "default.png") as expected:
+    with Image.open(written_path) as written, Image.open(tmp_path / "default.png") as expected:
         assert written.mode == expected.mode == "P" and written.getpalette() == expected.getpalette()
         assert np.array_equal(np.asarray(written), labels) and np.array_equal(np.asarray(expected), labels)
 
