@@ -105,7 +105,9 @@ def prepare_test_frame(image: np.ndarray, mode: str, size) -> tuple[torch.Tensor
     pad = padding_for(*frame.shape[:2])
     (top, bottom), (left, right) = pad
     height, width = frame.shape[:2]
-    array = np.zeros((3, height + top + bottom, width + left + right), dtype=np.float32)
+    array = np.empty((3, height + top + bottom, width + left + right), dtype=np.float32)
+    for border in (np.s_[:, :top], np.s_[:, top + height:], np.s_[:, :, :left], np.s_[:, :, left + width:]):
+        array[border] = 0  # the padding only: one pass over the frame's memory instead of two
     np.divide(frame.transpose(2, 0, 1), np.float32(255), out=array[:, top:top + height, left:left + width])
     return torch.from_numpy(array), pad
 
