@@ -47,11 +47,10 @@ def _saliency_measures():
 
 def region_similarity(prediction: np.ndarray, ground_truth: np.ndarray) -> float:
     """J of two masks (non-zero = foreground); 1 when both are empty."""
-    prediction, ground_truth = prediction.astype(bool), ground_truth.astype(bool)
-    union = np.logical_or(prediction, ground_truth).sum()
+    union = np.count_nonzero(np.logical_or(prediction, ground_truth))
     if union == 0:
         return 1.0
-    return float(np.logical_and(prediction, ground_truth).sum() / union)
+    return np.count_nonzero(np.logical_and(prediction, ground_truth)) / union
 
 
 def seg2bmap(mask: np.ndarray) -> np.ndarray:
@@ -90,12 +89,12 @@ def _within_reach(boundary: np.ndarray, other: np.ndarray, radius: int) -> int:
     points, targets = np.argwhere(boundary & ~shared), np.argwhere(other)
     if len(points) + len(targets) > boundary.size // 8:
         distance = distance_transform_edt(~other)
-        return int(np.logical_and(boundary, distance <= radius + 1e-9).sum())
+        return np.count_nonzero(np.logical_and(boundary, distance <= radius + 1e-9))
     if len(points) == 0:
-        return int(shared.sum())
+        return np.count_nonzero(shared)
     # integer squared distances: <= radius**2 exactly when below radius**2 + 0.5
     distance, _ = cKDTree(targets).query(points, distance_upper_bound=math.sqrt(radius ** 2 + 0.5))
-    return int(shared.sum()) + int(np.isfinite(distance).sum())
+    return np.count_nonzero(shared) + np.count_nonzero(np.isfinite(distance))
 
 
 def _boundary_box(*masks: np.ndarray) -> tuple[slice, slice] | None:
@@ -117,7 +116,7 @@ def boundary_f(prediction: np.ndarray, ground_truth: np.ndarray,
     if crop is None:
         return 1.0  # both empty: no boundary on either side
     pred_boundary, gt_boundary = seg2bmap(prediction[crop]), seg2bmap(ground_truth[crop])
-    n_pred, n_gt = int(pred_boundary.sum()), int(gt_boundary.sum())
+    n_pred, n_gt = np.count_nonzero(pred_boundary), np.count_nonzero(gt_boundary)
     if n_pred == 0 or n_gt == 0:
         return 1.0 if n_pred == n_gt else 0.0  # both empty: P = R = 1; one empty: P or R = 0
     radius = boundary_radius(prediction.shape, bound_th)
