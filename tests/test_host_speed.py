@@ -22,7 +22,7 @@ from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_tes
 from inference_handlers import engine as engine_module
 from inference_handlers.background import intra_op_threads, ordered_map
 from inference_handlers.engine import SaliencyEngine, labels_of
-from inference_handlers.metrics import boundary_f, boundary_radius, disk, seg2bmap
+from inference_handlers.metrics import boundary_f, boundary_radius, disk, region_similarity, seg2bmap
 from inference_handlers.writers import write_mask
 from tasks import benchmark
 
@@ -188,7 +188,7 @@ def random_masks(rng, shape):
     yield corner
 
 
-def test_boundary_f_equals_the_toolkit_dilation_on_whole_frames():
+def test_boundary_f_and_j_equal_the_toolkits_computations_on_whole_frames():
     rng = np.random.default_rng(2)
     shape = (48, 70)
     masks = list(random_masks(rng, shape))
@@ -196,6 +196,9 @@ def test_boundary_f_equals_the_toolkit_dilation_on_whole_frames():
         for ground_truth in masks:
             assert boundary_f(prediction, ground_truth) == pytest.approx(
                 toolkit_boundary_f(prediction, ground_truth), abs=1e-12)
+            union = np.sum(prediction.astype(bool) | ground_truth.astype(bool))
+            expected_j = 1.0 if union == 0 else np.sum(prediction.astype(bool) & ground_truth.astype(bool)) / union
+            assert region_similarity(prediction, ground_truth * 255) == expected_j  # exactly
 
 
 def test_ordered_map_keeps_the_order_and_raises_the_original_exception():
