@@ -97,19 +97,10 @@ def prepare_training_clip(images: list[np.ndarray], masks: list[np.ndarray], mod
 
 
 def prepare_test_frame(image: np.ndarray, mode: str, size) -> tuple[torch.Tensor, tuple]:
-    """uint8 (H, W, 3) -> float (3, H', W') in [0, 1], resized and zero-padded; and the pad.
-    The values of `frame_tensor`, computed by NumPy: the engine's reader threads call this, and
-    a torch operation there would start a team of OpenMP threads per reader thread, spinning on
-    the cores that the other threads need."""
+    """uint8 (H, W, 3) -> float (3, H', W') in [0, 1], resized and zero-padded; and the pad."""
     frame = resize_image(image, resized_shape(*image.shape[:2], mode, size))
     pad = padding_for(*frame.shape[:2])
-    (top, bottom), (left, right) = pad
-    height, width = frame.shape[:2]
-    array = np.empty((3, height + top + bottom, width + left + right), dtype=np.float32)
-    for border in (np.s_[:, :top], np.s_[:, top + height:], np.s_[:, :, :left], np.s_[:, :, left + width:]):
-        array[border] = 0  # the padding only: one pass over the frame's memory instead of two
-    np.divide(frame.transpose(2, 0, 1), np.float32(255), out=array[:, top:top + height, left:left + width])
-    return torch.from_numpy(array), pad
+    return frame_tensor(torch.from_numpy(frame), pad), pad
 
 
 def frame_tensor(frame: torch.Tensor, pad) -> torch.Tensor:

@@ -145,10 +145,12 @@ def host_workers() -> int:
 @contextlib.contextmanager
 def intra_op_threads(count: int) -> Iterator[None]:
     """torch's intra-op threads for what the calling thread runs inside the block; the previous
-    count afterwards. The engine runs its own tensor work with one (stacking, softmax, sums, label
-    maps): memory-bound, it gains little from a second, and between its short operations
-    OpenMP's idle threads spin, taking the cores from the reader and writer threads (on 2 cores
-    with a stand-in network: 40 instead of 17 ms of CPU per 480p frame)."""
+    count afterwards (torch keeps the count per thread; a thread that runs its first torch
+    operation meanwhile starts with `count`). The engine runs its own tensor work with one
+    (preparing frames, stacking, softmax, sums, label maps): memory-bound, it gains little from a
+    second, and between its short operations OpenMP's idle threads spin, taking the cores from the
+    reader and writer threads (on 2 cores with a stand-in network: 40 instead of 17 ms of CPU per
+    480p frame)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

@@ -129,7 +129,8 @@ class SaliencyEngine:
         (`frame_tensor`, the same values) done by the device."""
         image = frames[index]
         if not self.prepare_on_device:
-            tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
+            with intra_op_threads(1):  # in a reader thread: no team of OpenMP threads spinning beside it
+                tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
             return tensor, pad, image.shape[:2]
         frame = torch.from_numpy(resize_image(image, resized_shape(*image.shape[:2], self.resize_mode,
                                                                    self.resize_size)))

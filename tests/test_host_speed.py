@@ -1,6 +1,5 @@
 """The host side's shortcuts give exactly what the straightforward computations give: labels by
-comparison = argmax (ties, NaN), frames prepared in place (NumPy on the host, torch on a device)
-= .float() / 255 then padding, sums kept in reused buffers = the windows' probabilities added in
+comparison = argmax (ties, NaN), frames prepared in place = .float() / 255 then padding, sums kept in reused buffers = the windows' probabilities added in
 order, F from a k-d tree on the masks' box = the toolkit's disk dilation on whole frames, the
 thread pool's results in order, masks written at a fast zlib level = the same image; the engine's
 own tensor work runs in one intra-op thread, the network in torch's; and `tasks.benchmark
@@ -18,7 +17,7 @@ from scipy.ndimage import binary_dilation
 from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
 from datasets.io import read_rgb, voc_palette
-from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_test_frame
+from datasets.transforms import pad_clip, padding_for, prepare_test_frame
 from inference_handlers import engine as engine_module
 from inference_handlers.background import intra_op_threads, ordered_map
 from inference_handlers.engine import SaliencyEngine, labels_of
@@ -48,7 +47,6 @@ def test_prepared_frame_equals_float_division_then_padding(shape):
     tensor, pad = prepare_test_frame(image, "unchanged", None)
     expected = pad_clip(torch.from_numpy(image).permute(2, 0, 1).float() / 255, padding_for(*shape))
     assert pad == padding_for(*shape) and torch.equal(tensor, expected)
-    assert torch.equal(frame_tensor(torch.from_numpy(image), pad), expected)  # the device's way
 
 
 class WindowModel(torch.nn.Module):
@@ -66,10 +64,10 @@ class WindowModel(torch.nn.Module):
         return torch.stack([clips[:, 1] * 0.7, foreground], dim=1)
 
 
-def window_engine(batch_size):
+def window_engine(batch_size, prefetch_frames=0):
     return SaliencyEngine(WindowModel(), clip_length=4, clip_overlap=1, dense=False, tail="repeat_first",
                           resize_mode="unchanged", resize_size=None, device=torch.device("cpu"),
-                          precision="fp32", batch_size=batch_size)
+                          precision="fp32", batch_size=batch_size, prefetch_frames=prefetch_frames)
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])
@@ -94,21 +92,27 @@ def test_sums_in_reused_buffers_equal_the_windows_probabilities_added_in_order(m
 
 
 def test_the_network_keeps_torchs_threads_and_the_engines_own_work_runs_in_one(mini_davis, monkeypatch):
-    engine = window_engine(2)
+    engine = window_engine(2, prefetch_frames=3)  # frames prepared by the reader's pool of threads
     (sequence, _) = index_davis(mini_davis, "2017/val.txt")
-    label_threads = []
+    threads = {"labels": set(), "prepare": set()}
 
-    def recording_labels_of(mean):
-        label_threads.append(torch.get_num_threads())
-        return labels_of(mean)
+    def recording(name, function):
+        return lambda *args: threads[name].add(torch.get_num_threads()) or function(*args)
 
-    monkeypatch.setattr(engine_module, "labels_of", recording_labels_of)
+    monkeypatch.setattr(engine_module, "labels_of", recording("labels", labels_of))
+    monkeypatch.setattr(engine_module, "prepare_test_frame", recording("prepare", prepare_test_frame))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         list(engine.predict(sequence))
-        assert set(engine.model.threads) == {2} and set(label_threads) == {1}
+        assert set(engine.model.threads) == {2} and threads == {"labels": {1}, "prepare": {1}}
         assert torch.get_num_threads() == 2  # restored
+        threads["prepare"].clear()
+        with sequence.open_frames() as reader:  # a new thread starts with torch's threads
+            reading = threading.Thread(target=engine._load, args=(reader, 0))
+            reading.start()
+            reading.join()
+        assert threads["prepare"] == {1}
     finally:
         torch.set_num_threads(previous)
 
