@@ -117,12 +117,12 @@ def read_mask(path: str | Path) -> np.ndarray:
         raise DataFileError(f"cannot read mask {path}: {error}") from error
 
 
-def write_palette_png(path: str | Path, labels: np.ndarray, compress_level: int = 6) -> None:
-    """Write a uint8 (H, W) label map as a palette PNG with the VOC colour map, at a zlib level
-    (PIL's default 6; the decoded pixels are the same at every level)."""
+def write_palette_png(path: str | Path, labels: np.ndarray, **png_options) -> None:
+    """Write a uint8 (H, W) label map as a palette PNG with the VOC colour map; png_options: PIL's
+    (e.g. compress_level, compress_type: zlib's level and strategy; the pixels are the same)."""
     image = Image.fromarray(np.asarray(labels, dtype=np.uint8))
     image.putpalette(voc_palette())
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", compress_level=compress_level))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", **png_options))
 
 
 def write_jpeg(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
