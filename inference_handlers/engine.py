@@ -77,7 +77,7 @@ def labels_of(mean: torch.Tensor) -> torch.Tensor:
         return mean.argmax(dim=0).to(torch.uint8)
     background, foreground = mean
     labels = foreground > background
-    if not bool(torch.isfinite(foreground.sum())):  # rare: only a network that produced NaN or inf gets here
+    if not bool(torch.isfinite(foreground.sum())):  # rare: only a network's NaN or inf gets here
         labels |= torch.isnan(foreground) & ~torch.isnan(background)
     return labels.view(torch.uint8)
 
@@ -198,8 +198,8 @@ class SaliencyEngine:
                     loaded = frame + 1
                 clips = self._clips(batch, cache, buffers)              # (B, 3, T, H, W)
             out = buffers.get("probabilities")
-            probabilities = self.forward_windows(clips, None if out is None else out[:len(batch)])  # (B, K, T, H, W)
-            buffers.setdefault("probabilities", probabilities)
+            probabilities = self.forward_windows(clips, None if out is None else out[:len(batch)])
+            buffers.setdefault("probabilities", probabilities)                   # (B, K, T, H, W)
             after = first + len(batch)
             next_first = sequence.num_frames if after == len(windows) else min(windows[after].frames)
             with intra_op_threads(1):
@@ -245,4 +245,3 @@ class SaliencyEngine:
             means = torch.stack(means).cpu()  # one transfer
         return [FramePrediction(frame, mean, cache[frame][1], cache[frame][2], label_map.cpu().numpy())
                 for frame, mean, label_map in zip(finished, means, label_maps)]
-

@@ -1,9 +1,11 @@
 """The host side's shortcuts give exactly what the straightforward computations give: labels by
-comparison = argmax (ties, NaN), frames prepared in place = .float() / 255 then padding, sums kept in reused buffers = the windows' probabilities added in
-order, F from a k-d tree on the masks' box = the toolkit's disk dilation on whole frames, the
-thread pool's results in order, masks written at a fast zlib level = the same image; the engine's
-own tensor work runs in one intra-op thread, the network in torch's; and `tasks.benchmark
---null-network` measures the host side with ground truth."""
+comparison = argmax (ties, NaN, infinities), frames prepared in place = .float() / 255 then
+padding, RGB files read without a conversion = PIL's conversion, sums kept in reused buffers = the
+windows' probabilities added in order, F from a k-d tree on the masks' box = the toolkit's disk
+dilation on whole frames, J by counting = the toolkit's sums, the thread pool's results in order,
+masks written at a fast zlib level = the same image; the engine's own tensor work runs in one
+intra-op thread, the network in torch's; and `tasks.benchmark --null-network` measures the host
+side with ground truth."""
 
 import json
 import threading
@@ -126,10 +128,13 @@ def test_intra_op_threads_are_restored_after_an_exception():
     assert torch.get_num_threads() == previous
 
 
-@pytest.mark.parametrize("mode, suffix", [("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg"), ("P", "png"), ("RGBA", "png")])
+@pytest.mark.parametrize("mode, suffix", [("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg"), ("P", "png"),
+                                          ("RGBA", "png")])
 def test_frames_read_without_a_conversion_of_rgb_files_equal_pils_rgb_conversion(tmp_path, mode, suffix):
     pixels = np.random.default_rng(4).integers(0, 256, (20, 30, 4), dtype=np.uint8)
-    image = Image.fromarray(pixels, "RGBA") if mode == "RGBA" else Image.fromarray(pixels[..., :3], "RGB").convert(mode)
+    image = Image.fromarray(pixels, "RGBA")
+    if mode != "RGBA":
+        image = Image.fromarray(pixels[..., :3], "RGB").convert(mode)
     image.save(tmp_path / f"frame.{suffix}")
     with Image.open(tmp_path / f"frame.{suffix}") as stored:
         expected = np.array(stored.convert("RGB"))
