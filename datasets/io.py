@@ -98,7 +98,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as a uint8 (H, W, 3) RGB array."""
     try:
         with Image.open(path) as image:
-            return np.array(image.convert("RGB"))
+            return np.array(image if image.mode == "RGB" else image.convert("RGB"))  # convert copies
     except (OSError, UnidentifiedImageError) as error:
         raise DataFileError(f"cannot read image {path}: {error}") from error
 
@@ -117,11 +117,12 @@ def read_mask(path: str | Path) -> np.ndarray:
         raise DataFileError(f"cannot read mask {path}: {error}") from error
 
 
-def write_palette_png(path: str | Path, labels: np.ndarray) -> None:
-    """Write a uint8 (H, W) label map as a palette PNG with the VOC colour map."""
+def write_palette_png(path: str | Path, labels: np.ndarray, **png_options) -> None:
+    """Write a uint8 (H, W) label map as a palette PNG with the VOC colour map; png_options: PIL's
+    (e.g. compress_level, compress_type: zlib's level and strategy; the pixels are the same)."""
     image = Image.fromarray(np.asarray(labels, dtype=np.uint8))
     image.putpalette(voc_palette())
-    atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: image.save(tmp, format="PNG", **png_options))
 
 
 def write_jpeg(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:

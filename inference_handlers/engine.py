@@ -12,7 +12,9 @@ The pipeline keeps the device busy:
                     under torch.inference_mode, the precision's autocast and, optionally,
                     channels_last_3d and torch.compile; averages, takes the argmax (for two
                     channels a comparison, `labels_of`), crops the padding and resizes the label
-                    map to the frame's size on the device
+                    map to the frame's size on the device; clips and probabilities go into
+                    buffers that every batch reuses, and everything but the network runs with
+                    one intra-op thread (background.intra_op_threads)
 The results do not depend on batch_size or prefetch_frames (windows are summed in the same
 order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
 """
@@ -30,7 +32,7 @@ from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
 from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
                                  resized_shape)
-from inference_handlers.background import host_workers, ordered_map, prefetch
+from inference_handlers.background import host_workers, intra_op_threads, ordered_map, prefetch
 from utils.config import InferenceConfig, InputConfig
 from utils.precision import autocast_for
 
@@ -71,12 +73,13 @@ def nearest_indices(in_size: int, out_size: int) -> np.ndarray:
 def labels_of(mean: torch.Tensor) -> torch.Tensor:
     """(K, H, W) probabilities -> uint8 (H, W) argmax over K on the same device. Two channels:
     a comparison, 10x faster on a CPU and the same labels, ties and NaN included (torch's argmax
-    takes the first maximum and counts NaN as the maximum)."""
+    takes the first maximum and counts NaN as the maximum). A finite sum of the foreground
+    channel proves it free of NaN, at a third of the cost of looking for one."""
     if mean.shape[0] != 2:
         return mean.argmax(dim=0).to(torch.uint8)
     background, foreground = mean
     labels = foreground > background
-    if bool(torch.isnan(foreground).any()):  # rare: only a network that produced NaN gets here
+    if not bool(torch.isfinite(foreground.sum())):  # rare: only a network's NaN or inf gets here
         labels |= torch.isnan(foreground) & ~torch.isnan(background)
     return labels.view(torch.uint8)
 
@@ -126,7 +129,8 @@ class SaliencyEngine:
         conversion and padding (`frame_tensor`, the same values) done by the device."""
         image = frames[index]
         if not self.prepare_on_device:
-            tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
+            with intra_op_threads(1):  # in a reader thread: no team of OpenMP threads spinning beside it
+                tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
             return tensor, pad, image.shape[:2], image
         frame = torch.from_numpy(resize_image(image, resized_shape(*image.shape[:2], self.resize_mode,
                                                                    self.resize_size)))
@@ -158,13 +162,16 @@ class SaliencyEngine:
                 self.compiled = None
         return self.model(clips)
 
-    def forward_windows(self, clips: torch.Tensor) -> torch.Tensor:
-        """(B, 3, T, H, W) -> (B, K, T, H, W) float32 softmax probabilities, on the device."""
+    def forward_windows(self, clips: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 3, T, H, W) -> (B, K, T, H, W) float32 softmax probabilities, on the device; written
+        into `out` when given (the same values). The network runs with torch's intra-op threads,
+        the softmax with one (`intra_op_threads`)."""
         if self.channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
         with torch.inference_mode(), autocast_for(self.device, self.precision):
             logits = self._forward(clips)
-            return torch.softmax(logits.float(), dim=1)
+            with intra_op_threads(1):
+                return torch.softmax(logits.float(), dim=1, out=out)
 
     def predict(self, sequence: Sequence, with_frames: bool = False) -> Iterator[FramePrediction]:
         """Yield one FramePrediction per covered frame, in frame order; with_frames: each carries
@@ -179,42 +186,65 @@ class SaliencyEngine:
 
     def _predict_windows(self, sequence: Sequence, frames: Iterator, windows,
                          with_frames: bool) -> Iterator[FramePrediction]:
-        cache, sums, counts, loaded = {}, {}, {}, 0
+        """The windows in batches; everything but the network with one intra-op thread
+        (`intra_op_threads`). The clips and the probabilities of a batch are written into buffers
+        that every batch reuses: on a CPU, fresh tensors of this size cost more in page faults than
+        the stand-in network of `tasks.benchmark --null-network` computes."""
+        cache, sums, counts, buffers, loaded = {}, {}, {}, {}, 0
         for first in range(0, len(windows), self.batch_size):
             batch = windows[first:first + self.batch_size]
-            needed = max(max(window.frames) for window in batch) + 1
-            for frame in range(loaded, needed):
-                tensor, pad, shape, image = next(frames)  # frames arrive in increasing order
-                cache[frame] = (self._to_device(tensor, pad), pad, shape, image if with_frames else None)
-            loaded = max(loaded, needed)
-            first_frame = cache[batch[0].frames[0]][0]
-            clips = first_frame.new_empty((len(batch), first_frame.shape[0], self.clip_length,
-                                           *first_frame.shape[1:]))  # (B, 3, T, H, W)
-            for clip, window in zip(clips, batch):
-                torch.stack([cache[frame][0] for frame in window.frames], dim=1, out=clip)  # one copy per frame
-            probabilities = self.forward_windows(clips)            # (B, K, T, H, W)
-            for window, window_probabilities in zip(batch, probabilities):
-                for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
-                    if counted:
-                        sums[frame] = window_probabilities[:, t] + sums[frame] if frame in sums \
-                            else window_probabilities[:, t]
-                        counts[frame] = counts.get(frame, 0) + 1
+            with intra_op_threads(1):
+                for frame in range(loaded, max(max(window.frames) for window in batch) + 1):
+                    tensor, pad, shape, image = next(frames)  # frames arrive in increasing order
+                    cache[frame] = (self._to_device(tensor, pad), pad, shape, image if with_frames else None)
+                    loaded = frame + 1
+                clips = self._clips(batch, cache, buffers)              # (B, 3, T, H, W)
+            out = buffers.get("probabilities")
+            probabilities = self.forward_windows(clips, None if out is None else out[:len(batch)])
+            buffers.setdefault("probabilities", probabilities)                   # (B, K, T, H, W)
             after = first + len(batch)
             next_first = sequence.num_frames if after == len(windows) else min(windows[after].frames)
-            finished = sorted(f for f in sums if f < next_first)
-            yield from self._finish(finished, sums, counts, cache)
+            with intra_op_threads(1):
+                self._accumulate(batch, probabilities, sums, counts)
+                finished = self._finish(sorted(f for f in sums if f < next_first), sums, counts, cache)
+            yield from finished
             for frame in [f for f in cache if f < next_first]:
                 del cache[frame]
 
-    def _finish(self, finished: list[int], sums: dict, counts: dict, cache: dict) -> Iterator[FramePrediction]:
+    def _clips(self, batch, cache: dict, buffers: dict) -> torch.Tensor:
+        """The batch's clips of the cached frames, (B, 3, T, H, W) on the device, in
+        buffers["clips"] (made by the first batch, the largest)."""
+        first_frame = cache[batch[0].frames[0]][0]
+        if "clips" not in buffers:
+            buffers["clips"] = first_frame.new_empty((len(batch), first_frame.shape[0], self.clip_length,
+                                                      *first_frame.shape[1:]))
+        clips = buffers["clips"][:len(batch)]
+        for clip, window in zip(clips, batch):
+            torch.stack([cache[frame][0] for frame in window.frames], dim=1, out=clip)  # one copy per frame
+        return clips
+
+    @staticmethod
+    def _accumulate(batch, probabilities: torch.Tensor, sums: dict, counts: dict) -> None:
+        """Add each window's probabilities of its counted frames to their sums, window by window
+        (x + y == y + x exactly: the sums are those of the windows' order)."""
+        for window, window_probabilities in zip(batch, probabilities):
+            for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
+                if counted:
+                    if frame in sums:
+                        sums[frame].add_(window_probabilities[:, t])
+                    else:
+                        sums[frame] = window_probabilities[:, t].clone()  # the buffer is reused
+                    counts[frame] = counts.get(frame, 0) + 1
+
+    def _finish(self, finished: list[int], sums: dict, counts: dict, cache: dict) -> list[FramePrediction]:
         """Means and label maps of the finished frames, computed on the device, moved together."""
         if not finished:
-            return
-        means = [sums.pop(frame) / counts.pop(frame) for frame in finished]  # F x (K, H', W')
+            return []
+        means = [sums.pop(frame).div_(counts.pop(frame)) for frame in finished]  # F x (K, H', W')
         label_maps = [resize_labels_on(crop_padding(labels_of(mean), cache[frame][1]), cache[frame][2]).contiguous()
                       for frame, mean in zip(finished, means)]
         if self.device.type != "cpu":
             means = torch.stack(means).cpu()  # one transfer
-        for frame, mean, label_map in zip(finished, means, label_maps):
-            _, pad, shape, image = cache[frame]
-            yield FramePrediction(frame, mean, pad, shape, label_map.cpu().numpy(), image)
+        return [FramePrediction(frame, mean, cache[frame][1], cache[frame][2], label_map.cpu().numpy(),
+                                cache[frame][3])
+                for frame, mean, label_map in zip(finished, means, label_maps)]

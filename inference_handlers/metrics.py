@@ -47,11 +47,10 @@ def _saliency_measures():
 
 def region_similarity(prediction: np.ndarray, ground_truth: np.ndarray) -> float:
     """J of two masks (non-zero = foreground); 1 when both are empty."""
-    prediction, ground_truth = prediction.astype(bool), ground_truth.astype(bool)
-    union = np.logical_or(prediction, ground_truth).sum()
+    union = np.count_nonzero(np.logical_or(prediction, ground_truth))
     if union == 0:
         return 1.0
-    return float(np.logical_and(prediction, ground_truth).sum() / union)
+    return np.count_nonzero(np.logical_and(prediction, ground_truth)) / union
 
 
 def seg2bmap(mask: np.ndarray) -> np.ndarray:
@@ -84,14 +83,18 @@ def _within_reach(boundary: np.ndarray, other: np.ndarray, radius: int) -> int:
     """Pixels of `boundary` inside the dilation of `other` by disk(radius), i.e. at Euclidean
     distance <= radius from a pixel of `other` (instead of the toolkit's cv2.dilate: the same
     pixels). Boundaries are thin, so a k-d tree of `other`'s pixels answers in about a
-    millisecond; for a boundary that fills its box (noise), an exact distance transform."""
-    points, targets = np.argwhere(boundary), np.argwhere(other)
+    millisecond; for a boundary that fills its box (noise), an exact distance transform. Pixels
+    on both boundaries are at distance 0: only the others are looked up."""
+    shared = np.logical_and(boundary, other)
+    points, targets = np.argwhere(boundary & ~shared), np.argwhere(other)
     if len(points) + len(targets) > boundary.size // 8:
         distance = distance_transform_edt(~other)
-        return int(np.logical_and(boundary, distance <= radius + 1e-9).sum())
+        return np.count_nonzero(np.logical_and(boundary, distance <= radius + 1e-9))
+    if len(points) == 0:
+        return np.count_nonzero(shared)
     # integer squared distances: <= radius**2 exactly when below radius**2 + 0.5
     distance, _ = cKDTree(targets).query(points, distance_upper_bound=math.sqrt(radius ** 2 + 0.5))
-    return int(np.isfinite(distance).sum())
+    return np.count_nonzero(shared) + np.count_nonzero(np.isfinite(distance))
 
 
 def _boundary_box(*masks: np.ndarray) -> tuple[slice, slice] | None:
@@ -113,7 +116,7 @@ def boundary_f(prediction: np.ndarray, ground_truth: np.ndarray,
     if crop is None:
         return 1.0  # both empty: no boundary on either side
     pred_boundary, gt_boundary = seg2bmap(prediction[crop]), seg2bmap(ground_truth[crop])
-    n_pred, n_gt = int(pred_boundary.sum()), int(gt_boundary.sum())
+    n_pred, n_gt = np.count_nonzero(pred_boundary), np.count_nonzero(gt_boundary)
     if n_pred == 0 or n_gt == 0:
         return 1.0 if n_pred == n_gt else 0.0  # both empty: P = R = 1; one empty: P or R = 0
     radius = boundary_radius(prediction.shape, bound_th)

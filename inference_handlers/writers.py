@@ -32,12 +32,17 @@ OVERLAY_CODECS = ("libx264", "libopenh264", "libvpx-vp9", "mpeg4")
 OVERLAY_COLOR = np.array([255, 40, 40], dtype=np.float32)  # mask tint (RGB)
 CONTOUR_COLOR = np.array([255, 255, 0], dtype=np.uint8)     # mask outline (RGB)
 OVERLAY_ALPHA = 0.5                                         # weight of the tint inside the mask
+# zlib settings of the mask PNGs: level 1 writes a 480p mask in 1.2 instead of 2.3 ms at PIL's
+# default level 6 and reads back in 0.3 instead of 0.9 ms; files of a few KB, 1.75x larger (the
+# run-length strategy gives smaller files than level 6 at level 1's writing speed, but reads back
+# as slowly as level 6)
+MASK_PNG_OPTIONS = {"compress_level": 1}
 
 
 def write_mask(results_dir: Path, sequence_name: str, frame_name: str, labels: np.ndarray) -> Path:
     """results_dir/<sequence>/<frame>.png, values 0 = background, 1 = foreground."""
     path = results_dir / sequence_name / f"{frame_name}.png"
-    write_palette_png(path, labels)
+    write_palette_png(path, labels, **MASK_PNG_OPTIONS)
     return path
 
 

@@ -67,6 +67,7 @@ from datasets.sequence import Sequence
 from datasets.transforms import padding_for
 from datasets.video import index_frame_folder
 from inference_handlers import build_engine
+from inference_handlers.background import intra_op_threads
 from inference_handlers.inference import run_inference
 from inference_handlers.writers import write_json
 from loss import LOSSES
@@ -138,13 +139,23 @@ def write_sequence(folder: Path, frames: int, height: int, width: int) -> Sequen
 class NullNetwork(torch.nn.Module):
     """A stand-in for the network that costs next to nothing (`--null-network`): foreground logit
     red - green - 0.35, so it finds the red ellipse of write_sequence on its grey background;
-    (B, 3, T, H, W) -> (B, 2, T, H, W)."""
+    (B, 3, T, H, W) -> (B, 2, T, H, W). It stands for a network on a device, which costs the host
+    nothing, so it keeps its own cost on the CPU small: like a GPU's caching allocator it writes
+    every call's logits into one buffer (the engine has used a window's logits before its next
+    call; fresh memory of this size costs more in page faults than the arithmetic), and it runs in
+    one intra-op thread (OpenMP's second thread would spin after it, on a core the host side uses)."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = None
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        logits = clips.new_empty((clips.shape[0], 2, *clips.shape[2:]))
-        logits[:, 0].zero_()
-        torch.sub(clips[:, 0], clips[:, 1], out=logits[:, 1]).sub_(0.35)
-        return logits
+        shape = (clips.shape[0], 2, *clips.shape[2:])
+        if self.logits is None or self.logits.shape != shape or self.logits.device != clips.device:
+            self.logits = clips.new_zeros(shape)  # background logit 0
+        with intra_op_threads(1):
+            torch.sub(clips[:, 0], clips[:, 1], out=self.logits[:, 1]).sub_(0.35)
+        return self.logits
 
 
 def window_of(cfg, height: int, width: int) -> list[int]:

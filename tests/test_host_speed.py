@@ -1,7 +1,11 @@
 """The host side's shortcuts give exactly what the straightforward computations give: labels by
-comparison = argmax (ties, NaN), frames prepared in place = .float() / 255 then padding, F from a
-k-d tree on the masks' box = the toolkit's disk dilation on whole frames, the thread pool's
-results in order; and `tasks.benchmark --null-network` measures the host side with ground truth."""
+comparison = argmax (ties, NaN, infinities), frames prepared in place = .float() / 255 then
+padding, RGB files read without a conversion = PIL's conversion, sums kept in reused buffers = the
+windows' probabilities added in order, F from a k-d tree on the masks' box = the toolkit's disk
+dilation on whole frames, J by counting = the toolkit's sums, the thread pool's results in order,
+masks written at a fast zlib level = the same image; the engine's own tensor work runs in one
+intra-op thread, the network in torch's; and `tasks.benchmark --null-network` measures the host
+side with ground truth."""
 
 import json
 import threading
@@ -9,21 +13,30 @@ import threading
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from scipy.ndimage import binary_dilation
 
+from datasets.clip_sampling import sliding_windows
+from datasets.davis import index_davis
+from datasets.io import read_rgb, voc_palette
 from datasets.transforms import pad_clip, padding_for, prepare_test_frame
-from inference_handlers.background import ordered_map
+from inference_handlers import engine as engine_module
+from inference_handlers.background import intra_op_threads, ordered_map
 from inference_handlers.engine import labels_of
-from inference_handlers.metrics import boundary_f, boundary_radius, disk, seg2bmap
+from inference_handlers.metrics import boundary_f, boundary_radius, disk, region_similarity, seg2bmap
+from inference_handlers.writers import write_mask
 from tasks import benchmark
 
 from conftest import TINY_CONFIG
+from test_engine import make_engine
 
 
 def test_two_class_labels_equal_argmax_including_ties_and_nan():
     generator = torch.Generator().manual_seed(0)
     mean = torch.randint(0, 4, (2, 37, 53), generator=generator).float() / 4  # many exact ties
     mean[0, :3, :5], mean[1, 2:6, 4:9] = float("nan"), float("nan")        # NaN in one or both channels
+    mean[1, 20, :4], mean[0, 21:23, 3:6] = float("inf"), float("-inf")     # infinities, some facing NaN
+    mean[:, 30, 30] = float("inf")
     expected = mean.argmax(dim=0).to(torch.uint8)
     assert int((mean[0] == mean[1]).sum()) > 100
     assert torch.equal(labels_of(mean), expected)
@@ -37,6 +50,117 @@ def test_prepared_frame_equals_float_division_then_padding(shape):
     tensor, pad = prepare_test_frame(image, "unchanged", None)
     expected = pad_clip(torch.from_numpy(image).permute(2, 0, 1).float() / 255, padding_for(*shape))
     assert pad == padding_for(*shape) and torch.equal(tensor, expected)
+
+
+class WindowModel(torch.nn.Module):
+    """Logits that depend on the pixels and on the frame's place in the window, so that a frame's
+    sum depends on which windows covered it; (B, 3, T, H, W) -> (B, 2, T, H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads = []  # torch.get_num_threads() inside each forward
+
+    def forward(self, clips):
+        self.threads.append(torch.get_num_threads())
+        position = torch.arange(clips.shape[2], dtype=clips.dtype).view(1, -1, 1, 1)
+        foreground = clips[:, 0] * 3.1 - clips[:, 2] + 0.37 * position
+        return torch.stack([clips[:, 1] * 0.7, foreground], dim=1)
+
+
+def window_engine(batch_size, prefetch_frames=0):
+    return make_engine("repeat_first", clip_length=4, clip_overlap=1, model=WindowModel(),
+                       prefetch_frames=prefetch_frames, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_sums_in_reused_buffers_equal_the_windows_probabilities_added_in_order(mini_davis, batch_size):
+    engine = window_engine(batch_size)
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
+    with sequence.open_frames() as reader:
+        frames = [engine._load(reader, index)[0] for index in range(sequence.num_frames)]
+    sums, counts = {}, {}
+    for window in sliding_windows(sequence.num_frames, 4, engine.stride, "repeat_first"):
+        logits = engine.model(torch.stack([frames[f] for f in window.frames], dim=1)[None])
+        probabilities = torch.softmax(logits, dim=1)[0]                 # a fresh tensor per window
+        for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
+            if counted:
+                sums[frame] = probabilities[:, t] + sums[frame] if frame in sums else probabilities[:, t]
+                counts[frame] = counts.get(frame, 0) + 1
+    predictions = list(engine.predict(sequence))
+    assert len(engine.model.threads) > 2 and max(counts.values()) > 1  # several batches, frames in several windows
+    assert [p.index for p in predictions] == sorted(sums)
+    for prediction in predictions:
+        assert torch.equal(prediction.probabilities, sums[prediction.index] / counts[prediction.index])
+
+
+def test_the_network_keeps_torchs_threads_and_the_engines_own_work_runs_in_one(mini_davis, monkeypatch):
+    engine = window_engine(2, prefetch_frames=3)  # frames prepared by the reader's pool of threads
+    (sequence, _) = index_davis(mini_davis, "2017/val.txt")
+    threads = {"labels": set(), "prepare": set()}
+
+    def recording(name, function):
+        return lambda *args: threads[name].add(torch.get_num_threads()) or function(*args)
+
+    monkeypatch.setattr(engine_module, "labels_of", recording("labels", labels_of))
+    monkeypatch.setattr(engine_module, "prepare_test_frame", recording("prepare", prepare_test_frame))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        list(engine.predict(sequence))
+        assert set(engine.model.threads) == {2} and threads == {"labels": {1}, "prepare": {1}}
+        assert torch.get_num_threads() == 2  # restored
+        threads["prepare"].clear()
+        with sequence.open_frames() as reader:  # a new thread starts with torch's threads
+            reading = threading.Thread(target=engine._load, args=(reader, 0))
+            reading.start()
+            reading.join()
+        assert threads["prepare"] == {1}
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_intra_op_threads_are_restored_after_an_exception():
+    previous = torch.get_num_threads()
+    with pytest.raises(KeyError):
+        with intra_op_threads(previous + 1):
+            assert torch.get_num_threads() == previous + 1
+            raise KeyError("x")
+    assert torch.get_num_threads() == previous
+
+
+@pytest.mark.parametrize("mode, suffix", [("RGB", "jpg"), ("L", "jpg"), ("CMYK", "jpg"), ("P", "png"),
+                                          ("RGBA", "png")])
+def test_frames_read_without_a_conversion_of_rgb_files_equal_pils_rgb_conversion(tmp_path, mode, suffix):
+    pixels = np.random.default_rng(4).integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGBA")
+    if mode != "RGBA":
+        image = Image.fromarray(pixels[..., :3], "RGB").convert(mode)
+    image.save(tmp_path / f"frame.{suffix}")
+    with Image.open(tmp_path / f"frame.{suffix}") as stored:
+        expected = np.array(stored.convert("RGB"))
+    frame = read_rgb(tmp_path / f"frame.{suffix}")
+    assert frame.flags.writeable and frame.dtype == np.uint8 and np.array_equal(frame, expected)
+
+
+def test_masks_written_at_a_fast_zlib_level_are_the_default_levels_image(tmp_path):
+    labels = np.zeros((48, 70), np.uint8)
+    labels[10:30, 5:60], labels[40:, :3] = 1, 2
+    written_path = write_mask(tmp_path, "sequence", "00000", labels)
+    default = Image.fromarray(labels)
+    default.putpalette(voc_palette())
+    default.save(tmp_path / "default.png", format="PNG")
+    with Image.open(written_path) as written, Image.open(tmp_path / "default.png") as expected:
+        assert written.mode == expected.mode == "P" and written.getpalette() == expected.getpalette()
+        assert np.array_equal(np.asarray(written), labels) and np.array_equal(np.asarray(expected), labels)
+
+
+def test_null_network_reuses_its_logits_with_the_straightforward_values():
+    network, generator = benchmark.NullNetwork(), torch.Generator().manual_seed(3)
+    for batch in (2, 2, 1):
+        clips = torch.rand(batch, 3, 4, 8, 9, generator=generator)
+        logits = network(clips)
+        expected = torch.stack([torch.zeros_like(clips[:, 0]), clips[:, 0] - clips[:, 1] - 0.35], dim=1)
+        assert torch.equal(logits, expected)
 
 
 def toolkit_boundary_f(prediction, ground_truth):
@@ -73,7 +197,7 @@ def random_masks(rng, shape):
     yield corner
 
 
-def test_boundary_f_equals_the_toolkit_dilation_on_whole_frames():
+def test_boundary_f_and_j_equal_the_toolkits_computations_on_whole_frames():
     rng = np.random.default_rng(2)
     shape = (48, 70)
     masks = list(random_masks(rng, shape))
@@ -81,6 +205,9 @@ def test_boundary_f_equals_the_toolkit_dilation_on_whole_frames():
         for ground_truth in masks:
             assert boundary_f(prediction, ground_truth) == pytest.approx(
                 toolkit_boundary_f(prediction, ground_truth), abs=1e-12)
+            union = np.sum(prediction.astype(bool) | ground_truth.astype(bool))
+            expected_j = 1.0 if union == 0 else np.sum(prediction.astype(bool) & ground_truth.astype(bool)) / union
+            assert region_similarity(prediction, ground_truth * 255) == expected_j  # exactly
 
 
 def test_ordered_map_keeps_the_order_and_raises_the_original_exception():
