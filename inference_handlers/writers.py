@@ -95,7 +95,7 @@ class OverlayEncoder:
 
     def __init__(self, container, codec: str, frame_rate: Fraction):
         self.container, self.codec, self.frame_rate = container, codec, frame_rate
-        self.stream, self.shape, self.count = None, None, 0
+        self.stream, self.shape = None, None
 
     def add(self, image: np.ndarray, labels: np.ndarray) -> None:
         """Append the uint8 (H, W, 3) `image` with the mask `labels` tinted and outlined."""
@@ -106,7 +106,6 @@ class OverlayEncoder:
             self.stream.pix_fmt = "yuv420p"
         picture = overlay_frame(resize_image(image, self.shape), labels)[:self.stream.height, :self.stream.width]
         self.container.mux(self.stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
-        self.count += 1
 
     def finish(self) -> None:
         """Encode the frames the encoder still holds."""

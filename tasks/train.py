@@ -193,12 +193,12 @@ def log_step(training: Training, cfg, progress: Progress, rows: torch.Tensor, ba
                     loss, ranks, iou, lr, seconds_per_step)
 
 
-def train_one_epoch(training: Training, loader, cfg, progress: Progress, stop: StopSignals) -> tuple[bool, float]:
+def train_one_epoch(training: Training, cfg, progress: Progress, stop: StopSignals) -> tuple[bool, float]:
     """Train the rest of epoch `progress.epoch`; returns (stopped by a signal, mean loss).
     Writes last.pth every train.checkpoint_every iterations and when stopped."""
     training.model.train()
     losses, last_time = [], time.time()
-    for batch in tqdm(loader, desc=f"epoch {progress.epoch + 1}", unit="batch", leave=False,
+    for batch in tqdm(training.loader, desc=f"epoch {progress.epoch + 1}", unit="batch", leave=False,
                       disable=not is_main_process()):
         loss, logits, skipped = train_step(training, batch)
         progress.iteration, progress.epoch_batches = progress.iteration + 1, progress.epoch_batches + 1
@@ -289,16 +289,16 @@ def restore(training: Training, path) -> Progress:
     return progress_from_state(checkpoint["training"]["progress"], path)
 
 
-def end_epoch(training: Training, cfg, progress: Progress, engine, test_sequences, mean_loss: float,
-              start_time: float, stop: StopSignals) -> bool:
+def end_epoch(training: Training, cfg, progress: Progress, mean_loss: float, start_time: float,
+              stop: StopSignals) -> bool:
     """Validation when due, best.pth and epoch_NNN.pth, last.pth. False when a signal stopped the
     validation: last.pth is then written with the epoch trained but not validated, so the run
     resumes with the validation."""
     epochs_done = progress.epoch + 1
     message = f"epoch {epochs_done}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
     copies = []
-    if test_sequences and (epochs_done % cfg.train.validate_every == 0 or epochs_done == cfg.train.epochs):
-        summary = validate(engine, test_sequences, cfg, training.writer, epochs_done, stop)
+    if training.test_sequences and (epochs_done % cfg.train.validate_every == 0 or epochs_done == cfg.train.epochs):
+        summary = validate(training.engine, training.test_sequences, cfg, training.writer, epochs_done, stop)
         if summary is None:
             logger.warning("validation of epoch %d stopped by %s; it is done again on resume", epochs_done,
                            stop.received or "a signal to another process")
@@ -376,12 +376,11 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
             training.dataset.set_epoch(epoch)
             training.sampler.set_epoch(epoch)
             training.sampler.start_at(progress.epoch_batches * cfg.train.batch_size)
-            was_stopped, mean_loss = train_one_epoch(training, training.loader, cfg, progress, stop)
+            was_stopped, mean_loss = train_one_epoch(training, cfg, progress, stop)
             if was_stopped:
                 stopped = stop.received or "SIGTERM"
                 break
-            validated = end_epoch(training, cfg, progress, training.engine, training.test_sequences, mean_loss,
-                                  start_time, stop)
+            validated = end_epoch(training, cfg, progress, mean_loss, start_time, stop)
             signalled = torch.tensor([float(stop.received is not None)], device=run.device)
             if not validated or gather_rows(signalled).max() > 0:
                 stopped = stop.received or "SIGTERM"
