@@ -96,18 +96,28 @@ def prepare_training_clip(images: list[np.ndarray], masks: list[np.ndarray], mod
     return images_out.contiguous(), masks_out.contiguous()
 
 
-def prepare_test_frame(image: np.ndarray, mode: str, size) -> tuple[torch.Tensor, tuple]:
-    """uint8 (H, W, 3) -> float (3, H', W') in [0, 1], resized and zero-padded; and the pad."""
+def prepare_test_frame(image: np.ndarray, mode: str, size, out: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, tuple]:
+    """uint8 (H, W, 3) -> float (3, H', W') in [0, 1], resized and zero-padded; and the pad.
+    Written into `out` when it has the prepared frame's shape (see frame_tensor)."""
     frame = resize_image(image, resized_shape(*image.shape[:2], mode, size))
     pad = padding_for(*frame.shape[:2])
-    return frame_tensor(torch.from_numpy(frame), pad), pad
+    return frame_tensor(torch.from_numpy(frame), pad, out), pad
 
 
-def frame_tensor(frame: torch.Tensor, pad) -> torch.Tensor:
+def frame_tensor(frame: torch.Tensor, pad, out: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 (H, W, 3) -> float (3, H + top + bottom, W + left + right) in [0, 1], zero-padded, on
-    the frame's device: the values of `.float() / 255` then `pad_clip`, written in place."""
+    the frame's device: the values of `.float() / 255` then `pad_clip`, written in place, into
+    `out` when it is a float tensor of that shape on that device (its old values are all
+    overwritten: memory reused instead of allocated, which on a CPU costs page faults)."""
     (top, bottom), (left, right) = pad
     height, width = frame.shape[:2]
-    tensor = torch.zeros(3, height + top + bottom, width + left + right, device=frame.device)
+    shape = (3, height + top + bottom, width + left + right)
+    if out is None or out.shape != shape or out.dtype != torch.float32 or out.device != frame.device:
+        tensor = torch.zeros(shape, device=frame.device)
+    else:
+        tensor = out
+        for strip in (tensor[:, :top], tensor[:, top + height:], tensor[:, :, :left], tensor[:, :, left + width:]):
+            strip.zero_()
     tensor[:, top:top + height, left:left + width].copy_(frame.permute(2, 0, 1)).div_(255)
     return tensor

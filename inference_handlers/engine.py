@@ -13,12 +13,14 @@ The pipeline keeps the device busy:
                     channels_last_3d and torch.compile; averages, takes the argmax (for two
                     channels a comparison, `labels_of`), crops the padding and resizes the label
                     map to the frame's size on the device; clips and probabilities go into
-                    buffers that every batch reuses, and everything but the network runs with
-                    one intra-op thread (background.intra_op_threads)
+                    buffers that every batch (and the next sequence) reuses, and everything but
+                    the network runs with one intra-op thread (background.intra_op_threads); on a
+                    CPU, the memory of the frames it has used goes back to the reader (FramePool)
 The results do not depend on batch_size or prefetch_frames (windows are summed in the same
 order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
 """
 
+import collections
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -93,6 +95,27 @@ def resize_labels_on(labels: torch.Tensor, shape: tuple[int, int]) -> torch.Tens
     return labels.index_select(0, rows).index_select(1, cols)
 
 
+class FramePool:
+    """Prepared frames handed back by the engine once no window needs them, and handed out again to
+    the reader's threads to be overwritten (frame_tensor's `out`): on a CPU, a fresh 480p frame
+    (5 MB) costs more in page faults than preparing it. Thread-safe (a deque's append and pop are
+    atomic); it holds at most the frames that were alive at once, about prefetch_frames + the
+    windows of a batch."""
+
+    def __init__(self):
+        self._free = collections.deque()
+
+    def take(self) -> torch.Tensor | None:
+        """A frame handed back earlier, or None."""
+        try:
+            return self._free.pop()
+        except IndexError:
+            return None
+
+    def give(self, frame: torch.Tensor) -> None:
+        self._free.append(frame)
+
+
 class SaliencyEngine:
     """Averages softmax probabilities over all windows that cover a frame.
 
@@ -121,6 +144,8 @@ class SaliencyEngine:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # windows share one shape: pick the fastest kernels once
         self.compiled = torch.compile(model) if inference.compile else None
+        self.frame_pool = FramePool()  # CPU: prepared frames' memory, reused
+        self.buffers = {}              # clips and probabilities of a batch, reused (see _predict_windows)
 
     def _load(self, frames, index: int):
         """Frame `index` prepared, its padding, its size on disk and the frame as read. Prepared:
@@ -130,7 +155,7 @@ class SaliencyEngine:
         image = frames[index]
         if not self.prepare_on_device:
             with intra_op_threads(1):  # in a reader thread: no team of OpenMP threads spinning beside it
-                tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size)
+                tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size, self.frame_pool.take())
             return tensor, pad, image.shape[:2], image
         frame = torch.from_numpy(resize_image(image, resized_shape(*image.shape[:2], self.resize_mode,
                                                                    self.resize_size)))
@@ -164,12 +189,14 @@ class SaliencyEngine:
 
     def forward_windows(self, clips: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """(B, 3, T, H, W) -> (B, K, T, H, W) float32 softmax probabilities, on the device; written
-        into `out` when given (the same values). The network runs with torch's intra-op threads,
+        into `out` when it has their shape (the same values). The network runs with torch's intra-op threads,
         the softmax with one (`intra_op_threads`)."""
         if self.channels_last:
             clips = clips.contiguous(memory_format=torch.channels_last_3d)
         with torch.inference_mode(), autocast_for(self.device, self.precision):
             logits = self._forward(clips)
+            if out is not None and out.shape != logits.shape:
+                out = None  # a buffer of another shape: a fresh tensor
             with intra_op_threads(1):
                 return torch.softmax(logits.float(), dim=1, out=out)
 
@@ -188,9 +215,12 @@ class SaliencyEngine:
                          with_frames: bool) -> Iterator[FramePrediction]:
         """The windows in batches; everything but the network with one intra-op thread
         (`intra_op_threads`). The clips and the probabilities of a batch are written into buffers
-        that every batch reuses: on a CPU, fresh tensors of this size cost more in page faults than
-        the stand-in network of `tasks.benchmark --null-network` computes."""
-        cache, sums, counts, buffers, loaded = {}, {}, {}, {}, 0
+        that every batch reuses, and the next sequence's too (taken from the engine while in use,
+        so that two predictions at once do not share them): on a CPU, fresh tensors of this size
+        cost more in page faults than the stand-in network of `tasks.benchmark --null-network`
+        computes. On a CPU the frames no window needs any more go back to the frame pool."""
+        cache, sums, counts, loaded = {}, {}, {}, 0
+        buffers, self.buffers = self.buffers, {}
         for first in range(0, len(windows), self.batch_size):
             batch = windows[first:first + self.batch_size]
             with intra_op_threads(1):
@@ -201,7 +231,8 @@ class SaliencyEngine:
                 clips = self._clips(batch, cache, buffers)              # (B, 3, T, H, W)
             out = buffers.get("probabilities")
             probabilities = self.forward_windows(clips, None if out is None else out[:len(batch)])
-            buffers.setdefault("probabilities", probabilities)                   # (B, K, T, H, W)
+            if out is None or probabilities.data_ptr() != out.data_ptr():       # (B, K, T, H, W)
+                buffers["probabilities"] = probabilities  # the first batch, or another shape than before
             after = first + len(batch)
             next_first = sequence.num_frames if after == len(windows) else min(windows[after].frames)
             with intra_op_threads(1):
@@ -209,16 +240,21 @@ class SaliencyEngine:
                 finished = self._finish(sorted(f for f in sums if f < next_first), sums, counts, cache)
             yield from finished
             for frame in [f for f in cache if f < next_first]:
-                del cache[frame]
+                tensor = cache.pop(frame)[0]
+                if self.device.type == "cpu":
+                    self.frame_pool.give(tensor)
+        self.buffers = buffers
 
     def _clips(self, batch, cache: dict, buffers: dict) -> torch.Tensor:
         """The batch's clips of the cached frames, (B, 3, T, H, W) on the device, in
-        buffers["clips"] (made by the first batch, the largest)."""
+        buffers["clips"] (made anew when it is smaller or of another shape)."""
         first_frame = cache[batch[0].frames[0]][0]
-        if "clips" not in buffers:
-            buffers["clips"] = first_frame.new_empty((len(batch), first_frame.shape[0], self.clip_length,
-                                                      *first_frame.shape[1:]))
-        clips = buffers["clips"][:len(batch)]
+        shape = (first_frame.shape[0], self.clip_length, *first_frame.shape[1:])
+        clips = buffers.get("clips")
+        if (clips is None or clips.shape[0] < len(batch) or clips.shape[1:] != shape
+                or clips.dtype != first_frame.dtype or clips.device != first_frame.device):
+            buffers["clips"] = clips = first_frame.new_empty((len(batch), *shape))
+        clips = clips[:len(batch)]
         for clip, window in zip(clips, batch):
             torch.stack([cache[frame][0] for frame in window.frames], dim=1, out=clip)  # one copy per frame
         return clips

@@ -29,7 +29,8 @@ For every precision (default: inference.precision) one run, printed to stdout as
                             (inference.dense) decides sparse or dense. Also per core (the cores
                             this process may use), the process's CPU ms per frame (all threads;
                             a figure that a shared machine's other jobs do not change much) and
-                            the J&F reached
+                            the J&F reached; end_to_end_frames_per_s_each_run: every run's, in
+                            order (the first pays for the memory that the engine reuses later)
     --null-network          end to end only, the network replaced by NullNetwork (costs next to
                             nothing): the rate the host side delivers, a ceiling for any device
     train_step_ms           with --train-step: one training step (train.batch_size clips,
@@ -191,6 +192,7 @@ def measure_end_to_end(engine, cfg, device, height: int, width: int, frames: int
             times.append(time.perf_counter() - start)
             cpu_times.append(time.process_time() - cpu_start)
     return {"end_to_end_frames": frames, "end_to_end_frames_per_s": round(frames / statistics.median(times), 2),
+            "end_to_end_frames_per_s_each_run": [round(frames / seconds, 2) for seconds in times],
             "end_to_end_cpu_ms_per_frame": round(statistics.median(cpu_times) / frames * 1000, 2),
             "end_to_end_peak_memory_mib": peak_memory_mib(device), "end_to_end_J&F": summary["score"]}
 
