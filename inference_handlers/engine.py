@@ -15,7 +15,7 @@ The pipeline keeps the device busy:
                     map to the frame's size on the device; clips and probabilities go into
                     buffers that every batch (and the next sequence) reuses, and everything but
                     the network runs with one intra-op thread (background.intra_op_threads); on a
-                    CPU, the memory of the frames it has used goes back to the reader (FramePool)
+                    CPU, the memory of the frames it has used goes back to the reader (TensorPool)
 The results do not depend on batch_size or prefetch_frames (windows are summed in the same
 order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
 """
@@ -44,7 +44,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class FramePrediction:
     index: int                  # frame index in the sequence
-    probabilities: torch.Tensor  # (K, H', W') float32 mean softmax at network resolution, padded, on the CPU
+    probabilities: torch.Tensor | None  # (K, H', W') float32 mean softmax at network resolution, padded,
+                                        # on the CPU; None once released (SaliencyEngine.release)
     pad: tuple                  # ((top, bottom), (left, right)) added before the network
     shape: tuple[int, int]      # (h, w) of the frame on disk
     label_map: np.ndarray       # uint8 (h, w) argmax of the probabilities at the frame's size
@@ -95,25 +96,25 @@ def resize_labels_on(labels: torch.Tensor, shape: tuple[int, int]) -> torch.Tens
     return labels.index_select(0, rows).index_select(1, cols)
 
 
-class FramePool:
-    """Prepared frames handed back by the engine once no window needs them, and handed out again to
-    the reader's threads to be overwritten (frame_tensor's `out`): on a CPU, a fresh 480p frame
-    (5 MB) costs more in page faults than preparing it. Thread-safe (a deque's append and pop are
-    atomic); it holds at most the frames that were alive at once, about prefetch_frames + the
-    windows of a batch."""
+class TensorPool:
+    """Tensors handed back once nothing reads them, handed out again to be overwritten: on a CPU, a
+    fresh tensor of a 480p frame's size (3-5 MB) costs more in page faults than filling it. The
+    engine keeps two: prepared frames (for the reader's threads, frame_tensor's `out`) and the
+    frames' mean probabilities (handed back by `SaliencyEngine.release`). Thread-safe (a deque's
+    append and pop are atomic); it holds at most the tensors that were alive at once."""
 
     def __init__(self):
         self._free = collections.deque()
 
     def take(self) -> torch.Tensor | None:
-        """A frame handed back earlier, or None."""
+        """A tensor handed back earlier (its shape is the caller's to check), or None."""
         try:
             return self._free.pop()
         except IndexError:
             return None
 
-    def give(self, frame: torch.Tensor) -> None:
-        self._free.append(frame)
+    def give(self, tensor: torch.Tensor) -> None:
+        self._free.append(tensor)
 
 
 class SaliencyEngine:
@@ -144,7 +145,8 @@ class SaliencyEngine:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # windows share one shape: pick the fastest kernels once
         self.compiled = torch.compile(model) if inference.compile else None
-        self.frame_pool = FramePool()  # CPU: prepared frames' memory, reused
+        self.frame_pool = TensorPool()  # CPU: prepared frames' memory, reused
+        self.mean_pool = TensorPool()   # CPU: the memory of released predictions' probabilities
         self.buffers = {}              # clips and probabilities of a batch, reused (see _predict_windows)
 
     def _load(self, frames, index: int):
@@ -175,6 +177,13 @@ class SaliencyEngine:
         with sequence.open_frames() as frames:
             workers = host_workers() if self.prefetch_frames > 0 and getattr(frames, "any_order", False) else 1
             yield from ordered_map(lambda index: self._load(frames, index), range(sequence.num_frames), workers)
+
+    def release(self, prediction: FramePrediction) -> None:
+        """Hand back a prediction that its reader has finished with: on a CPU, a later frame's mean
+        probabilities are written into its memory (`mean_pool`). Its `probabilities` become None."""
+        if self.device.type == "cpu" and prediction.probabilities is not None:
+            self.mean_pool.give(prediction.probabilities)
+        prediction.probabilities = None
 
     def _forward(self, clips: torch.Tensor) -> torch.Tensor:
         if self.compiled is not None:
@@ -236,7 +245,7 @@ class SaliencyEngine:
             after = first + len(batch)
             next_first = sequence.num_frames if after == len(windows) else min(windows[after].frames)
             with intra_op_threads(1):
-                self._accumulate(batch, probabilities, sums, counts)
+                self._accumulate(batch, probabilities, sums, counts, self.mean_pool)
                 finished = self._finish(sorted(f for f in sums if f < next_first), sums, counts, cache)
             yield from finished
             for frame in [f for f in cache if f < next_first]:
@@ -260,16 +269,19 @@ class SaliencyEngine:
         return clips
 
     @staticmethod
-    def _accumulate(batch, probabilities: torch.Tensor, sums: dict, counts: dict) -> None:
+    def _accumulate(batch, probabilities: torch.Tensor, sums: dict, counts: dict, pool: TensorPool) -> None:
         """Add each window's probabilities of its counted frames to their sums, window by window
-        (x + y == y + x exactly: the sums are those of the windows' order)."""
+        (x + y == y + x exactly: the sums are those of the windows' order); a frame's first sum is
+        a copy, into a tensor from `pool` when it has one of that shape."""
         for window, window_probabilities in zip(batch, probabilities):
             for t, (frame, counted) in enumerate(zip(window.frames, window.counted)):
                 if counted:
                     if frame in sums:
                         sums[frame].add_(window_probabilities[:, t])
                     else:
-                        sums[frame] = window_probabilities[:, t].clone()  # the buffer is reused
+                        used = pool.take()  # the window's probabilities are in a buffer, reused
+                        first = window_probabilities[:, t]
+                        sums[frame] = first.clone() if used is None or used.shape != first.shape else used.copy_(first)
                     counts[frame] = counts.get(frame, 0) + 1
 
     def _finish(self, finished: list[int], sums: dict, counts: dict, cache: dict) -> list[FramePrediction]:

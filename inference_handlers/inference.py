@@ -144,6 +144,7 @@ def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict,
                     frame_hook(sequence, prediction.index, prediction.labels())
                 if video is not None:
                     video.add(prediction.frame, prediction.labels())
+                engine.release(prediction)  # its probabilities' memory is reused for a later frame
         if overlay_path is not None:
             written.append(overlay_path)
 

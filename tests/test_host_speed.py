@@ -25,9 +25,11 @@ from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_tes
 from inference_handlers import engine as engine_module
 from inference_handlers.background import intra_op_threads, ordered_map
 from inference_handlers.engine import labels_of
+from inference_handlers.inference import run_inference
 from inference_handlers.metrics import boundary_f, boundary_radius, disk, region_similarity, seg2bmap
 from inference_handlers.writers import write_mask
 from tasks import benchmark
+from utils.config import InferenceConfig
 
 from conftest import TINY_CONFIG, write_mini_davis
 from test_engine import make_engine
@@ -111,8 +113,8 @@ def test_sums_in_reused_buffers_equal_the_windows_probabilities_added_in_order(m
 @pytest.mark.parametrize("batch_size, prefetch_frames", [(1, 0), (3, 2)])
 def test_frames_and_buffers_reused_across_sequences_give_a_fresh_engines_results(tmp_path, batch_size,
                                                                                   prefetch_frames):
-    """One engine predicts sequences of two sizes in turn (its clip and probability buffers and its
-    frames' memory are reused or made anew); a short sequence (fewer windows than a batch) comes
+    """One engine predicts sequences of two sizes in turn (its clip and probability buffers, its
+    frames' memory and that of released means are reused or made anew); a short sequence (fewer windows than a batch) comes
     before a longer one; every prediction equals that of a fresh engine."""
     sequences = [index_davis(write_mini_davis(tmp_path / name, names=(name,), num_frames=frames, height=height,
                                               width=width), "2017/val.txt")[0]
@@ -120,7 +122,12 @@ def test_frames_and_buffers_reused_across_sequences_give_a_fresh_engines_results
                                                      ("long", 13, 64, 112))]
 
     def predictions(engine, sequence):
-        return [(p.index, p.probabilities.clone(), p.label_map.copy()) for p in engine.predict(sequence)]
+        kept = []
+        for prediction in engine.predict(sequence):
+            kept.append((prediction.index, prediction.probabilities.clone(), prediction.label_map.copy()))
+            engine.release(prediction)  # its memory is reused for a later frame's mean
+            assert prediction.probabilities is None
+        return kept
 
     def settings():
         return dict(clip_length=4, clip_overlap=1, model=WindowModel(), batch_size=batch_size,
@@ -133,8 +140,27 @@ def test_frames_and_buffers_reused_across_sequences_give_a_fresh_engines_results
         assert [index for index, _, _ in got] == [index for index, _, _ in expected]
         for (_, probabilities, labels), (_, fresh_probabilities, fresh_labels) in zip(got, expected):
             assert torch.equal(probabilities, fresh_probabilities) and np.array_equal(labels, fresh_labels)
-    assert reused.frame_pool.take() is not None  # frames went back to the pool ...
+    assert reused.frame_pool.take() is not None and reused.mean_pool.take() is not None  # went back ...
     assert set(reused.buffers) == {"clips", "probabilities"}  # ... and the buffers to the engine
+
+
+def test_inference_hands_back_written_frames_and_writes_what_a_fresh_engine_writes(mini_davis, tmp_path):
+    """Probability maps are written by the writer's threads while released means are reused for
+    later frames: the files of an engine's second pass equal those of a fresh engine without threads."""
+    sequences = index_davis(mini_davis, "2017/val.txt")
+    engine = window_engine(2, prefetch_frames=3)
+    for run in ("first", "second"):
+        run_inference(engine, sequences, InferenceConfig(write_queue=3, save_probs=True), results_dir=tmp_path / run,
+                      show_progress=False)
+    assert engine.mean_pool.take() is not None
+    run_inference(window_engine(2), sequences, InferenceConfig(save_probs=True), results_dir=tmp_path / "fresh",
+                  show_progress=False)
+
+    def files_of(folder):
+        return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*.png"))}
+
+    assert len(files_of(tmp_path / "fresh")) == 2 * 2 * 10  # masks and probability maps
+    assert files_of(tmp_path / "second") == files_of(tmp_path / "fresh")
 
 
 def test_the_network_keeps_torchs_threads_and_the_engines_own_work_runs_in_one(mini_davis, monkeypatch):

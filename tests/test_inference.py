@@ -41,6 +41,9 @@ class CountingEngine:
         self.predicted.append(sequence.name)
         return self.inner.predict(sequence, with_frames)
 
+    def release(self, prediction):
+        self.inner.release(prediction)
+
 
 def test_probability_pngs_hold_255_times_the_foreground_probability(tmp_path, three_sequences):
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
