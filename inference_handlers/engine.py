@@ -250,7 +250,7 @@ class SaliencyEngine:
             yield from finished
             for frame in [f for f in cache if f < next_first]:
                 tensor = cache.pop(frame)[0]
-                if self.device.type == "cpu":
+                if not self.prepare_on_device and tensor.device.type == "cpu":  # the reader's own
                     self.frame_pool.give(tensor)
         self.buffers = buffers
 
