@@ -134,9 +134,16 @@ def build_loader(cfg, dataset, sampler, device) -> DataLoader:
     return loader
 
 
+def gradients_are_finite(parameters) -> bool:
+    """No gradient holds an inf or a NaN (their largest magnitude is finite: it cannot overflow)."""
+    gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
+    return not gradients or bool(torch.isfinite(torch.nn.utils.get_total_norm(gradients, norm_type="inf")))
+
+
 def train_step(training: Training, batch: dict) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """One optimiser step; returns the loss and logits (detached) and whether fp16's GradScaler
-    skipped the step for overflowing gradients."""
+    """One optimiser step; returns the loss and logits (detached) and whether the step was
+    skipped: by fp16's GradScaler for overflowing gradients, or at fp32/bf16 for gradients that
+    are not finite (e.g. a NaN from a backward kernel), so that the weights stay finite."""
     images = batch["images"].to(training.device, non_blocking=True)   # (N, 3, T, H, W)
     masks = batch["masks"].to(training.device, non_blocking=True)     # (N, 1, T, H, W)
     with autocast_for(training.device, training.precision):
@@ -144,6 +151,10 @@ def train_step(training: Training, batch: dict) -> tuple[torch.Tensor, torch.Ten
         loss = training.loss_fn(logits, masks)
     training.optimizer.zero_grad(set_to_none=True)
     training.scaler.scale(loss).backward()
+    if not training.scaler.is_enabled() and not gradients_are_finite(training.network.parameters()):
+        training.optimizer.zero_grad(set_to_none=True)  # no update; the schedule moves on, as for fp16
+        training.scheduler.step()
+        return loss.detach(), logits.detach(), True
     if training.clip_grad_norm > 0:
         training.scaler.unscale_(training.optimizer)
         torch.nn.utils.clip_grad_norm_(training.network.parameters(), training.clip_grad_norm)
@@ -156,21 +167,32 @@ def train_step(training: Training, batch: dict) -> tuple[torch.Tensor, torch.Ten
 
 
 def check_step(loss: float, skipped: bool, progress: Progress, cfg) -> None:
-    """Stop a diverged run: a non-finite loss (fp32/bf16), or fp16 steps skipped in a row."""
-    if skipped:
-        progress.skipped_steps += 1
-        logger.info("iteration %d: fp16 step skipped, its gradients overflowed (%d in a row; the "
-                    "GradScaler lowered the loss scale)", progress.iteration, progress.skipped_steps)
-        if progress.skipped_steps >= cfg.train.max_skipped_steps:
-            raise UserError(f"training diverged: {progress.skipped_steps} consecutive fp16 steps skipped for "
-                            f"overflowing gradients, up to iteration {progress.iteration} (epoch "
-                            f"{progress.epoch + 1}); try train.precision=bf16 or a lower solver.base_lr")
-        return
-    progress.skipped_steps = 0
-    if not math.isfinite(loss):
+    """Stop a diverged run: a non-finite loss (fp32/bf16), or train.max_skipped_steps steps skipped
+    in a row (fp16: gradients that overflowed the loss scale; fp32/bf16: gradients that were not
+    finite although the loss was)."""
+    precision = cfg.train.precision
+    if not math.isfinite(loss) and (precision != "fp16" or not skipped):  # fp16: the GradScaler's to handle
         raise UserError(f"training diverged: the loss is {loss} at iteration {progress.iteration} "
                         f"(epoch {progress.epoch + 1}); a last.pth written before it is kept; "
                         f"try a lower solver.base_lr")
+    if not skipped:
+        progress.skipped_steps = 0
+        return
+    progress.skipped_steps += 1
+    if precision == "fp16":
+        reason, advice = "overflowing gradients", "train.precision=bf16 or a lower solver.base_lr"
+        logger.info("iteration %d: fp16 step skipped, its gradients overflowed (%d in a row; the "
+                    "GradScaler lowered the loss scale)", progress.iteration, progress.skipped_steps)
+    else:
+        reason, advice = "non-finite gradients", "a lower solver.base_lr" + (
+            " or train.precision=fp32" if precision == "bf16" else "")
+        logger.warning("iteration %d: %s step skipped, its gradients were not finite although the loss "
+                       "was (%d in a row); the weights are unchanged", progress.iteration, precision,
+                       progress.skipped_steps)
+    if progress.skipped_steps >= cfg.train.max_skipped_steps:
+        raise UserError(f"training diverged: {progress.skipped_steps} consecutive {precision} steps skipped for "
+                        f"{reason}, up to iteration {progress.iteration} (epoch {progress.epoch + 1}); "
+                        f"try {advice}")
 
 
 def log_step(training: Training, cfg, progress: Progress, rows: torch.Tensor, batch, logits,

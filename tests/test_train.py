@@ -64,7 +64,7 @@ def test_overflowing_fp16_steps_are_skipped_and_too_many_in_a_row_stop_training(
     training = small_training(scaler=torch.amp.GradScaler("cpu", enabled=True),
                               loss_fn=lambda logits, masks: logits.float().sum() * 1e35)  # x 65536: inf
     weights = training.network.weight.detach().clone()
-    cfg = load_config(TINY_CONFIG, ["train.max_skipped_steps=3"])
+    cfg = load_config(TINY_CONFIG, ["train.max_skipped_steps=3", "train.precision=fp16"])
     progress = Progress()
     with pytest.raises(UserError, match=r"3 consecutive fp16 steps skipped .* up to iteration 3 \(epoch 1\)"):
         for _ in range(3):
@@ -76,13 +76,43 @@ def test_overflowing_fp16_steps_are_skipped_and_too_many_in_a_row_stop_training(
 
 
 def test_a_finite_step_resets_the_skip_count_and_a_non_finite_fp32_loss_stops_at_once():
-    cfg = load_config(TINY_CONFIG, ["train.max_skipped_steps=2"])
+    fp16 = load_config(TINY_CONFIG, ["train.max_skipped_steps=2", "train.precision=fp16"])
     progress = Progress(iteration=7)
-    check_step(float("inf"), True, progress, cfg)
-    check_step(0.5, False, progress, cfg)
-    check_step(float("inf"), True, progress, cfg)
-    with pytest.raises(UserError, match="the loss is nan at iteration 7"):
-        check_step(float("nan"), False, progress, cfg)
+    check_step(float("inf"), True, progress, fp16)
+    check_step(0.5, False, progress, fp16)
+    check_step(float("inf"), True, progress, fp16)
+    assert progress.skipped_steps == 1
+    with pytest.raises(UserError, match="the loss is nan at iteration 7"):  # fp16, not skipped
+        check_step(float("nan"), False, progress, fp16)
+    with pytest.raises(UserError, match="the loss is inf at iteration 7"):  # fp32: even when skipped
+        check_step(float("inf"), True, Progress(iteration=7), load_config(TINY_CONFIG))
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of:UserWarning")  # the scheduler steps on skipped steps too
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_non_finite_gradients_of_a_finite_loss_skip_the_step_and_too_many_in_a_row_stop(precision, caplog):
+    training = small_training(precision=precision)
+    poisoned = {"on": True}
+    training.network.weight.register_hook(lambda grad: grad * float("nan") if poisoned["on"] else grad)
+    cfg = load_config(TINY_CONFIG, ["train.max_skipped_steps=2", f"train.precision={precision}"])
+    progress, weights = Progress(), [p.detach().clone() for p in training.network.parameters()]
+    loss, _, skipped = train_step(training, small_batch())
+    progress.iteration = 1
+    check_step(float(loss), skipped, progress, cfg)
+    assert skipped and torch.isfinite(loss) and progress.skipped_steps == 1
+    assert all(torch.equal(p, w) for p, w in zip(training.network.parameters(), weights))  # no NaN taken
+    assert f"iteration 1: {precision} step skipped, its gradients were not finite" in caplog.text
+    poisoned["on"] = False
+    loss, _, skipped = train_step(training, small_batch())
+    check_step(float(loss), skipped, progress, cfg)
+    assert not skipped and progress.skipped_steps == 0
+    assert not torch.equal(training.network.weight, weights[0])
+    poisoned["on"] = True
+    with pytest.raises(UserError, match=rf"2 consecutive {precision} steps skipped for non-finite gradients"):
+        for iteration in (3, 4):
+            _, _, skipped = train_step(training, small_batch())
+            progress.iteration = iteration
+            check_step(0.5, skipped, progress, cfg)
 
 
 def test_gradients_are_clipped_to_the_configured_norm():

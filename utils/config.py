@@ -127,7 +127,7 @@ class TrainConfig:
     log_every: int = 50  # iterations between log lines (loss of every rank, IoU, lr, time)
     image_every: int = 500  # iterations between tensorboard images of a training clip (0 = never)
     val_images: int = 3  # validation frames logged to tensorboard as frame | ground truth | prediction (val/<sequence>/<frame>, the same frames every validation; 0 = none)
-    max_skipped_steps: int = 100  # fp16: stop after this many consecutive steps skipped for overflowing gradients
+    max_skipped_steps: int = 100  # stop after this many consecutive skipped steps (fp16: overflowing gradients; fp32/bf16: non-finite ones)
 
 
 @dataclass
