@@ -147,7 +147,7 @@ class SaliencyEngine:
         self.compiled = torch.compile(model) if inference.compile else None
         self.frame_pool = TensorPool()  # CPU: prepared frames' memory, reused
         self.mean_pool = TensorPool()   # CPU: the memory of released predictions' probabilities
-        self.buffers = {}              # clips and probabilities of a batch, reused (see _predict_windows)
+        self.buffers = {}              # CPU: clips and probabilities of a batch, reused (see _predict_windows)
 
     def _load(self, frames, index: int):
         """Frame `index` prepared, its padding, its size on disk and the frame as read. Prepared:
@@ -224,8 +224,8 @@ class SaliencyEngine:
                          with_frames: bool) -> Iterator[FramePrediction]:
         """The windows in batches; everything but the network with one intra-op thread
         (`intra_op_threads`). The clips and the probabilities of a batch are written into buffers
-        that every batch reuses, and the next sequence's too (taken from the engine while in use,
-        so that two predictions at once do not share them): on a CPU, fresh tensors of this size
+        that every batch reuses, on a CPU the next sequence's too (taken from the engine while in
+        use, so that two predictions at once do not share them): on a CPU, fresh tensors of this size
         cost more in page faults than the stand-in network of `tasks.benchmark --null-network`
         computes. On a CPU the frames no window needs any more go back to the frame pool."""
         cache, sums, counts, loaded = {}, {}, {}, 0
@@ -252,7 +252,8 @@ class SaliencyEngine:
                 tensor = cache.pop(frame)[0]
                 if not self.prepare_on_device and tensor.device.type == "cpu":  # the reader's own
                     self.frame_pool.give(tensor)
-        self.buffers = buffers
+        if self.device.type == "cpu":  # a GPU's caching allocator reuses their memory already,
+            self.buffers = buffers     # and could not lend it to training while the engine held it
 
     def _clips(self, batch, cache: dict, buffers: dict) -> torch.Tensor:
         """The batch's clips of the cached frames, (B, 3, T, H, W) on the device, in

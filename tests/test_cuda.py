@@ -113,6 +113,17 @@ def test_batch_size_and_reader_writer_threads_do_not_change_the_results(device, 
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_the_engine_keeps_its_buffers_for_the_next_sequence_on_the_cpu_only(device, sequences, tmp_path):
+    """On a GPU the caching allocator reuses the memory, which training can then use between
+    validations; on the CPU the engine keeps it, and its pools, to spare page faults."""
+    engine = engine_on(device, tiny_network(device), prefetch_frames=2)
+    infer(engine, sequences, tmp_path / "out", write_queue=2)
+    on_cpu = device == "cpu"
+    assert set(engine.buffers) == ({"clips", "probabilities"} if on_cpu else set())
+    assert (engine.frame_pool.take() is not None) == on_cpu and (engine.mean_pool.take() is not None) == on_cpu
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_frames_prepared_on_the_device_give_the_files_of_frames_prepared_on_the_host(device, sequences, tmp_path):
     """CUDA prepares frames on the device (uint8 copied, converted there), the CPU on the host;
     each is checked against the other path on the same device."""
