@@ -13,9 +13,10 @@ The pipeline keeps the device busy:
                     channels_last_3d and torch.compile; averages, takes the argmax (for two
                     channels a comparison, `labels_of`), crops the padding and resizes the label
                     map to the frame's size on the device; clips and probabilities go into
-                    buffers that every batch (and the next sequence) reuses, and everything but
-                    the network runs with one intra-op thread (background.intra_op_threads); on a
-                    CPU, the memory of the frames it has used goes back to the reader (TensorPool)
+                    buffers that every batch (on a CPU the next sequence too) reuses, and
+                    everything but the network runs with one intra-op thread
+                    (background.intra_op_threads); on a CPU, the memory of the frames it has used
+                    goes back to the reader, and that of released means to the sums (TensorPool)
 The results do not depend on batch_size or prefetch_frames (windows are summed in the same
 order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
 """
