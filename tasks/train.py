@@ -153,15 +153,15 @@ def train_step(training: Training, batch: dict) -> tuple[torch.Tensor, torch.Ten
     training.scaler.scale(loss).backward()
     if not training.scaler.is_enabled() and not gradients_are_finite(training.network.parameters()):
         training.optimizer.zero_grad(set_to_none=True)  # no update; the schedule moves on, as for fp16
-        training.scheduler.step()
-        return loss.detach(), logits.detach(), True
-    if training.clip_grad_norm > 0:
-        training.scaler.unscale_(training.optimizer)
-        torch.nn.utils.clip_grad_norm_(training.network.parameters(), training.clip_grad_norm)
-    scale = training.scaler.get_scale() if training.scaler.is_enabled() else 1.0
-    training.scaler.step(training.optimizer)
-    training.scaler.update()
-    skipped = training.scaler.is_enabled() and training.scaler.get_scale() < scale
+        skipped = True
+    else:
+        if training.clip_grad_norm > 0:
+            training.scaler.unscale_(training.optimizer)
+            torch.nn.utils.clip_grad_norm_(training.network.parameters(), training.clip_grad_norm)
+        scale = training.scaler.get_scale() if training.scaler.is_enabled() else 1.0
+        training.scaler.step(training.optimizer)
+        training.scaler.update()
+        skipped = training.scaler.is_enabled() and training.scaler.get_scale() < scale
     training.scheduler.step()
     return loss.detach(), logits.detach(), skipped
 
