@@ -195,12 +195,12 @@ def check_step(loss: float, skipped: bool, progress: Progress, cfg) -> None:
                         f"try {advice}")
 
 
-def log_step(training: Training, cfg, progress: Progress, rows: torch.Tensor, batch, logits,
-             seconds_per_step: float) -> None:
+def log_step(training: Training, cfg, rows: torch.Tensor, batch, logits, seconds_per_step: float) -> None:
     """Tensorboard scalars every step, a clip image every train.image_every steps, a log line
     every train.log_every steps (rank 0; rows = per-rank [loss, IoU, stop])."""
     if not is_main_process():
         return
+    progress = training.progress
     loss, iou, lr = rows[:, 0].mean().item(), rows[:, 1].mean().item(), training.optimizer.param_groups[0]["lr"]
     step = progress.iteration
     training.writer.add_scalar("train/loss", loss, step)
@@ -215,9 +215,10 @@ def log_step(training: Training, cfg, progress: Progress, rows: torch.Tensor, ba
                     loss, ranks, iou, lr, seconds_per_step)
 
 
-def train_one_epoch(training: Training, cfg, progress: Progress, stop: StopSignals) -> tuple[bool, float]:
-    """Train the rest of epoch `progress.epoch`; returns (stopped by a signal, mean loss).
+def train_one_epoch(training: Training, cfg, stop: StopSignals) -> tuple[bool, float]:
+    """Train the rest of epoch `training.progress.epoch`; returns (stopped by a signal, mean loss).
     Writes last.pth every train.checkpoint_every iterations and when stopped."""
+    progress = training.progress
     training.model.train()
     losses, last_time = [], time.time()
     for batch in tqdm(training.loader, desc=f"epoch {progress.epoch + 1}", unit="batch", leave=False,
@@ -230,13 +231,13 @@ def train_one_epoch(training: Training, cfg, progress: Progress, stop: StopSigna
         check_step(mean_loss, skipped, progress, cfg)
         losses.append(mean_loss)
         now = time.time()
-        log_step(training, cfg, progress, rows, batch, logits, now - last_time)
+        log_step(training, cfg, rows, batch, logits, now - last_time)
         last_time = now
         stopped = bool(rows[:, 2].max() > 0)
         every = cfg.train.checkpoint_every
         if stopped or (every and progress.iteration % every == 0
                        and progress.epoch_batches < training.iterations_per_epoch):
-            save_training_state(training, cfg, progress)
+            save_training_state(training, cfg)
         if stopped:
             return True, float(np.mean(losses))
     return False, float(np.mean(losses)) if losses else float("nan")
@@ -280,11 +281,11 @@ def log_validation_pictures(writer, frames, labels: dict, summary: dict, epoch: 
         writer.add_image(tag, image, epoch, dataformats="HWC")
 
 
-def save_training_state(training: Training, cfg, progress: Progress, copies=()) -> None:
+def save_training_state(training: Training, cfg, copies=()) -> None:
     """The checkpoint (rank 0, with every rank's RNG state) as the `copies` (best.pth,
     epoch_NNN.pth), then as last.pth: a run killed before last.pth is written resumes from the
     previous one and writes the copies again, so none is lost."""
-    per_rank_rng = gather_objects(rng_states())
+    per_rank_rng, progress = gather_objects(rng_states()), training.progress
     if is_main_process():
         model_dir = training.model_dir
         first, *others = [*copies, "last.pth"]
@@ -311,11 +312,11 @@ def restore(training: Training, path) -> Progress:
     return progress_from_state(checkpoint["training"]["progress"], path)
 
 
-def end_epoch(training: Training, cfg, progress: Progress, mean_loss: float, start_time: float,
-              stop: StopSignals) -> bool:
+def end_epoch(training: Training, cfg, mean_loss: float, start_time: float, stop: StopSignals) -> bool:
     """Validation when due, best.pth and epoch_NNN.pth, last.pth. False when a signal stopped the
     validation: last.pth is then written with the epoch trained but not validated, so the run
     resumes with the validation."""
+    progress = training.progress
     epochs_done = progress.epoch + 1
     message = f"epoch {epochs_done}/{cfg.train.epochs}: mean loss {mean_loss:.4f}"
     copies = []
@@ -324,7 +325,7 @@ def end_epoch(training: Training, cfg, progress: Progress, mean_loss: float, sta
         if summary is None:
             logger.warning("validation of epoch %d stopped by %s; it is done again on resume", epochs_done,
                            stop.received or "a signal to another process")
-            save_training_state(training, cfg, progress)
+            save_training_state(training, cfg)
             return False
         if summary["score"] is not None:
             message += f", val {summary['score_name']} {summary['score']:.4f} ({summary['num_sequences']} sequences)"
@@ -337,7 +338,7 @@ def end_epoch(training: Training, cfg, progress: Progress, mean_loss: float, sta
     logger.info("%s (%.0f s elapsed)", message, time.time() - start_time)
     progress.epoch_finished = True
     progress.finished = epochs_done == cfg.train.epochs
-    save_training_state(training, cfg, progress, copies)
+    save_training_state(training, cfg, copies)
     return True
 
 
@@ -398,11 +399,11 @@ def train(cfg, run, weights_path: str | None = None) -> dict:
             training.dataset.set_epoch(epoch)
             training.sampler.set_epoch(epoch)
             training.sampler.start_at(progress.epoch_batches * cfg.train.batch_size)
-            was_stopped, mean_loss = train_one_epoch(training, cfg, progress, stop)
+            was_stopped, mean_loss = train_one_epoch(training, cfg, stop)
             if was_stopped:
                 stopped = stop.received or "SIGTERM"
                 break
-            validated = end_epoch(training, cfg, progress, mean_loss, start_time, stop)
+            validated = end_epoch(training, cfg, mean_loss, start_time, stop)
             signalled = torch.tensor([float(stop.received is not None)], device=run.device)
             if not validated or gather_rows(signalled).max() > 0:
                 stopped = stop.received or "SIGTERM"
