@@ -146,9 +146,13 @@ class SaliencyEngine:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # windows share one shape: pick the fastest kernels once
         self.compiled = torch.compile(model) if inference.compile else None
-        self.frame_pool = TensorPool()  # CPU: prepared frames' memory, reused
-        self.mean_pool = TensorPool()   # CPU: the memory of released predictions' probabilities
-        self.buffers = {}              # CPU: clips and probabilities of a batch, reused (see _predict_windows)
+        # On a CPU, memory is reused across frames and sequences: fresh tensors of a 480p frame's
+        # size cost more in page faults than filling them. On a GPU the caching allocator reuses it
+        # already, and memory the engine held could not be lent to training between validations.
+        self.reuses_memory = device.type == "cpu"
+        self.frame_pool = TensorPool()  # prepared frames' memory, for the reader
+        self.mean_pool = TensorPool()   # the memory of released predictions' probabilities
+        self.buffers = {}              # clips and probabilities of a batch (see _predict_windows)
 
     def _load(self, frames, index: int):
         """Frame `index` prepared, its padding, its size on disk and the frame as read. Prepared:
@@ -182,7 +186,7 @@ class SaliencyEngine:
     def release(self, prediction: FramePrediction) -> None:
         """Hand back a prediction that its reader has finished with: on a CPU, a later frame's mean
         probabilities are written into its memory (`mean_pool`). Its `probabilities` become None."""
-        if self.device.type == "cpu" and prediction.probabilities is not None:
+        if self.reuses_memory and prediction.probabilities is not None:
             self.mean_pool.give(prediction.probabilities)
         prediction.probabilities = None
 
@@ -251,10 +255,10 @@ class SaliencyEngine:
             yield from finished
             for frame in [f for f in cache if f < next_first]:
                 tensor = cache.pop(frame)[0]
-                if not self.prepare_on_device and tensor.device.type == "cpu":  # the reader's own
+                if self.reuses_memory and not self.prepare_on_device:  # a frame the reader prepared
                     self.frame_pool.give(tensor)
-        if self.device.type == "cpu":  # a GPU's caching allocator reuses their memory already,
-            self.buffers = buffers     # and could not lend it to training while the engine held it
+        if self.reuses_memory:
+            self.buffers = buffers
 
     def _clips(self, batch, cache: dict, buffers: dict) -> torch.Tensor:
         """The batch's clips of the cached frames, (B, 3, T, H, W) on the device, in
