@@ -7,10 +7,11 @@ until it finishes ends with the files of a run that was never stopped.
 Kill moments: a delay drawn from a seeded RNG after a log line: for inference the line that ends
 the run's set-up (imports done, model built), delay in (0.1, 0.9) x the duration of the
 uninterrupted run; for training the start of the data loading and of a validation (delay in
-(0, 0.5) s, so the kill lands in that phase). One kill per run waits instead for a file being
-written, so that at least one kill lands inside a write whatever the machine's speed. For
-inference, a kill that comes after the run has already finished is counted, not a failure. Every run uses one intra-op thread: on shared cores two OpenMP threads make a step
-of the tiny model many times slower.
+(0, 0.5) s, so the kill lands in that phase). One kill per run lands inside a write whatever the
+machine's speed: that run starts through tests/held_write_main.py, which holds a seeded write open
+(its data in the temp file, not yet renamed) until the kill. For inference, a kill that comes
+after the run has already finished is counted, not a failure. Every run uses one intra-op thread:
+on shared cores two OpenMP threads make a step of the tiny model many times slower.
 """
 
 import contextlib
@@ -45,7 +46,9 @@ pytestmark = pytest.mark.slow  # kills and reruns training and inference in subp
 logger = logging.getLogger(__name__)
 
 KILLS = 3                  # killed runs before the run that finishes
-WRITE_KILL = 1             # which of them waits for a file being written
+WRITE_KILL = 1             # which of them is killed inside a write
+MAX_WRITES_BEFORE_HELD = 8  # the write killed is one of the first 8 of the run's result files
+HELD_WRITE_TIMEOUT = 600    # seconds a run may take to reach the write it holds
 TEMP_FILE = re.compile(r"\.(?P<final>.+)\.\w{8}\.tmp")  # atomic_write's temp name for .../<final>
 NUM_FRAMES, HEIGHT, WIDTH = 16, 64, 112  # inference data: frames per sequence and their size
 SEQUENCES = ("a", "b", "c", "d", "e", "f")
@@ -53,16 +56,6 @@ SEQUENCES = ("a", "b", "c", "d", "e", "f")
 
 def temp_files(folder: Path) -> set[Path]:
     return {path for path in folder.rglob(".*.tmp") if TEMP_FILE.fullmatch(path.name)}
-
-
-def being_written(folder: Path, old: set[Path], final_names: str) -> bool:
-    """Whether a temp file not in `old`, of a file whose name matches the regex `final_names`, has
-    data in it (such a write is under way)."""
-    for path in temp_files(folder) - old:
-        with contextlib.suppress(FileNotFoundError):
-            if re.fullmatch(final_names, TEMP_FILE.fullmatch(path.name)["final"]) and path.stat().st_size:
-                return True
-    return False
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -76,26 +69,29 @@ def one_thread():
 
 
 def run_until_killed(args: list[str], cwd: Path, log: Path, started: str, delay: float,
-                     watched: tuple[Path, str] | None = None) -> dict:
-    """Start `python main.py args` in `cwd` and SIGKILL it `delay` seconds after it logs
-    `started`, or with `watched` = (folder, final_names) as soon as being_written(...) there.
-    Returns {"killed": False when it had finished, "new_temp_files": the temp files the kill
-    left behind, "delay", "last": its last log line}."""
+                     held: tuple[str, int] | None = None) -> dict:
+    """Start `python main.py args` in `cwd` and SIGKILL it `delay` seconds after it logs `started`,
+    or, with `held` = (final_names, after), while it holds open the write of a file whose name
+    matches the regex `final_names` (the write after `after` others of such files; see
+    held_write_main.py), so that the kill lands inside a write on any machine. Returns
+    {"killed": False when it had finished, "new_temp_files": the temp files the kill left behind,
+    "delay", "last": its last log line}."""
     before = temp_files(cwd)
+    signal_file = log.with_suffix(".held")
+    program, env = REPO_ROOT / "main.py", {**os.environ, "OMP_NUM_THREADS": "1"}
+    if held is not None:
+        program = REPO_ROOT / "tests/held_write_main.py"
+        env.update(HOLD_WRITE_OF=held[0], HOLD_WRITE_AFTER=str(held[1]), HOLD_WRITE_SIGNAL=str(signal_file))
     with open(log, "w") as stderr:
-        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "main.py"), *args], cwd=cwd,
-                                   env={**os.environ, "OMP_NUM_THREADS": "1"},
+        process = subprocess.Popen([sys.executable, str(program), *args], cwd=cwd, env=env,
                                    stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         while process.poll() is None and started not in log.read_text():
             time.sleep(0.01)
-        deadline = time.monotonic() + delay
-        while process.poll() is None:
-            if watched is not None and being_written(watched[0], before, watched[1]):
-                break
-            if watched is None and time.monotonic() >= deadline:
-                break
-            time.sleep(0.001 if watched is not None else 0.005)
+        deadline = time.monotonic() + (HELD_WRITE_TIMEOUT if held is not None else delay)
+        while process.poll() is None and time.monotonic() < deadline and not signal_file.exists():
+            time.sleep(0.005)
+        assert held is None or signal_file.exists(), f"no write of {held[0]} was held:\n{log.read_text()[-3000:]}"
         process.kill()
     finally:
         process.kill()
@@ -107,16 +103,17 @@ def run_until_killed(args: list[str], cwd: Path, log: Path, started: str, delay:
             "last": log.read_text().strip().splitlines()[-1][-90:]}
 
 
-def kill_several_times(args: list[str], cwd: Path, started: str, duration: float, watched: tuple[Path, str],
+def kill_several_times(args: list[str], cwd: Path, started: str, duration: float, final_names: str,
                        check, seed: int) -> list[dict]:
-    """KILLS killed runs of the same command (delays from a seeded RNG, one waiting for a write),
-    `check(cwd)` after each; returns their outcomes."""
+    """KILLS killed runs of the same command (delays from a seeded RNG; one inside a write of a
+    file matching `final_names`, after a seeded number of others), `check(cwd)` after each;
+    returns their outcomes."""
     rng = random.Random(seed)
     outcomes = []
     for attempt in range(KILLS):
         delay = rng.uniform(0.1, 0.9) * duration
-        outcome = run_until_killed(args, cwd, cwd.parent / f"{cwd.name}-{attempt}.log", started, delay,
-                                   watched if attempt == WRITE_KILL else None)
+        held = (final_names, rng.randrange(MAX_WRITES_BEFORE_HELD)) if attempt == WRITE_KILL else None
+        outcome = run_until_killed(args, cwd, cwd.parent / f"{cwd.name}-{attempt}.log", started, delay, held)
         check(cwd)
         outcomes.append(outcome)
     logger.info("kills: %s", outcomes)
@@ -199,8 +196,8 @@ def test_training_killed_at_seeded_moments_resumes_at_once_to_the_uninterrupted_
     outcomes = []
     for attempt, (phase, started, written) in enumerate(TRAINING_KILLS):
         delay = rng.uniform(0.0, MAX_TRAINING_DELAY)
-        watched = (cwd / "saved_models/tiny", written) if written else None
-        outcome = run_until_killed(train_args, cwd, tmp_path / f"killed-{attempt}.log", started, delay, watched)
+        held = (written, 0) if written else None
+        outcome = run_until_killed(train_args, cwd, tmp_path / f"killed-{attempt}.log", started, delay, held)
         check_training_files(cwd)
         outcomes.append({"phase": phase, **outcome})
     logger.info("kills: %s", outcomes)
@@ -298,7 +295,7 @@ def test_inference_killed_at_random_moments_reruns_to_the_uninterrupted_results(
 
     (tmp_path / "killed").mkdir()
     outcomes = kill_several_times(infer_args, tmp_path / "killed", "loaded our checkpoint", duration,
-                                  (tmp_path / "killed/results/tiny", ".*"), check_result_files, seed=12)
+                                  r".*\.(png|mp4|json|csv)", check_result_files, seed=12)
     assert outcomes[WRITE_KILL]["killed"] and outcomes[WRITE_KILL]["new_temp_files"]  # killed inside a write
 
     timed_main(infer_args, tmp_path / "killed", monkeypatch)
