@@ -71,19 +71,21 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         from utils.config import load_config, validate
+        from tasks.distributed import destroy_process_group
         from tasks.setup import release_output_lock, setup_run
         cfg = load_config(args.config, args.overrides)
         check_input_argument(args.task, args.input)
         validate(cfg, args.task, input_path=args.input)
         check_weights_argument(args.task, args.wts)
-        run = setup_run(cfg, args.task)
         try:
+            run = setup_run(cfg, args.task)
             if args.task is Task.TRAIN:
                 return run_train(cfg, run, args.wts)
             from tasks.infer import infer
             infer(cfg, run, args.wts, write_files=args.task is Task.INFER, input_path=args.input)
         finally:
             release_output_lock()
+            destroy_process_group()
     except UserError as error:
         return report(error)
     except OSError as error:  # a file the system refused outside the atomic writers (log, tensorboard)
@@ -95,4 +97,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if "tasks.distributed" in sys.modules:  # a run was set up: a torchrun worker ends without teardown
+        from tasks.distributed import exit_worker, launched_by_torchrun
+        if launched_by_torchrun():
+            exit_worker(status)
+    sys.exit(status)

@@ -4,13 +4,16 @@ A plain `python main.py` run has no process group: every helper then acts as the
 single process (rank 0 of 1), so the loops call them unconditionally.
 """
 
+import contextlib
 import ctypes
 import datetime
+import gc
 import hashlib
 import logging
 import os
 import signal
 import sys
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -61,8 +64,25 @@ def init_process_group(device: torch.device) -> torch.device:
 
 
 def destroy_process_group() -> None:
+    """Leave the process group while the interpreter is whole: first free what still holds it
+    (DistributedDataParallel's reducer sits in reference cycles that only the garbage collector
+    frees), so that gloo's threads end here rather than during the interpreter's teardown."""
     if is_initialized():
+        gc.collect()
         dist.destroy_process_group()
+
+
+def exit_worker(status: int) -> NoReturn:
+    """End a torchrun worker whose work is done and flushed with `status`, without the
+    interpreter's teardown and the C++ static destructors after it: a third-party thread caught
+    there mid-call (gloo's, OpenMP's, a daemon thread's) can abort the process ("terminate called
+    without an active exception", SIGABRT), and torchrun would record a finished job as failed."""
+    destroy_process_group()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def is_initialized() -> bool:

@@ -5,7 +5,6 @@ Under torchrun every process joins the process group here (tasks/distributed.py)
 writes the log file and config.yaml, the other ranks log warnings and errors to stderr.
 """
 
-import atexit
 import importlib.metadata
 import importlib.util
 import logging
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tasks.distributed import (destroy_process_group, init_process_group, is_initialized,
+from tasks.distributed import (init_process_group, is_initialized,
                                is_main_process, rank, world_size)
 from utils.config import Task, dump_yaml
 from utils.device import select_device
@@ -131,8 +130,6 @@ def setup_run(cfg, task: Task) -> Run:
     process; rank 0 only), logging to the console and to a log file with the versions of the
     software, seed and device."""
     device = init_process_group(select_device(cfg.device))
-    if is_initialized():
-        atexit.register(destroy_process_group)
     run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name, device=device,
               versions=environment_versions())
     run_dir = run.model_dir if task is Task.TRAIN else run.results_dir

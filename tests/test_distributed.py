@@ -3,6 +3,7 @@ only, the logged loss is the mean of the ranks' losses, validation split across 
 as users do: on a fresh synthetic data root with DataLoader workers, a launcher killed and the
 same command run again at once, and two launchers on this machine acting as two nodes."""
 
+import gc
 import io
 import json
 import os
@@ -17,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 from PIL import Image
+from torch.nn.parallel import DistributedDataParallel
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main
+import tasks.distributed
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from datasets.io import read_mask, read_rgb
 from datasets.synthetic import MARKER, TMP_INFIX
@@ -81,6 +85,23 @@ def test_only_rank_0_writes_files_and_validation_covers_both_ranks_shares(torchr
     assert "process 0 of 2 (gloo)" in log
     assert re.search(r"epoch 2/2: mean loss [\d.]+, val J&F [\d.]+ \(2 sequences\)", log)
     assert "[rank 1]" not in result.stderr  # rank 1 logs warnings and errors only
+
+
+def test_a_torchrun_worker_has_left_its_process_group_when_main_returns(tmp_path, monkeypatch):
+    """A worker (here the only one of a gloo group of one, as torchrun describes it in the
+    environment) leaves the process group inside main(), not during the interpreter's teardown,
+    with no DistributedDataParallel left holding it."""
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(tasks.distributed, "die_with_launcher", lambda: None)  # pytest's parent is no launcher
+    data = write_mini_davis(tmp_path / "DAVIS", num_frames=8, height=32, width=64)
+    monkeypatch.chdir(tmp_path)
+    assert main.main(["-c", str(TINY_CONFIG), "--task", "train", f"data.train_root={data}", f"data.test_root={data}",
+                      "data.clips_per_sequence=2", "train.epochs=1", "train.validate_every=1"]) == 0
+    assert "process 0 of 1 (gloo)" in (tmp_path / "saved_models/tiny/train.log").read_text()
+    assert not dist.is_initialized()
+    assert not [item for item in gc.get_objects() if isinstance(item, DistributedDataParallel)]
 
 
 def test_a_single_process_has_no_process_group_and_collectives_are_identities():
