@@ -5,6 +5,7 @@
     infer.py        `--task infer` / `--task eval`: inference and metrics over the test set
     distributed.py  torchrun process groups and the collectives the loops use
     benchmark.py    `python -m tasks.benchmark`: speed and memory of a configuration
+    download.py     `python -m tasks.download`: the original's published weights, fetched and checked
 
 These modules use network/, datasets/, loss/ and inference_handlers/; nothing below imports them.
 """
