@@ -37,7 +37,7 @@ class Task(StrEnum):
 
 @dataclass
 class ModelConfig:
-    backbone: Literal["csn_ir", "csn_ip", "resnet", "resnet_basic"] = "csn_ir"  # encoder: csn_ir (paper) | csn_ip | resnet (bottleneck 3D ResNet) | resnet_basic (basic-block 3D ResNet); README, Models
+    backbone: Literal["csn_ir", "csn_ip", "resnet", "resnet_basic"] = "csn_ir"  # encoder: csn_ir (paper) | csn_ip | resnet (bottleneck 3D ResNet) | resnet_basic (basic-block 3D ResNet); docs/models.md
     depths: list[int] = field(default_factory=lambda: [3, 8, 36, 3])  # blocks per stage; 3,8,36,3 = ir-CSN-152
     width: int = 64  # stem channels = bottleneck width of stage 1 (stage s uses width * 2**s)
     decoder_width: int = 256  # channels inside the decoder (inter and refine blocks)
@@ -76,7 +76,7 @@ class SyntheticConfig:
 @dataclass
 class TrainSource:
     dataset: TrainDataset = "davis"  # this source's dataset, as data.train
-    root: str = "data/DAVIS"  # folder of this source, as downloaded (README, section Data)
+    root: str = "data/DAVIS"  # folder of this source, as downloaded (docs/data.md)
     split: str = "2017/train.txt"  # as data.train_split for this dataset
     weight: float = 1.0  # relative sampling weight: share of the epoch's clips = weight / sum of weights
 
@@ -388,7 +388,7 @@ def _validate_data(data: DataConfig, reads_train: bool, reads_test: bool) -> Non
     roots += [("data.test_root", data.test, data.test_root)] if reads_test else []
     for key, kind, root in roots:
         if kind != "synthetic" and not Path(root).is_dir():
-            raise UserError(f"{key}: folder not found: {root} (see README, section Data)")
+            raise UserError(f"{key}: folder not found: {root} (see docs/data.md)")
 
 
 def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
