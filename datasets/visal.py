@@ -96,7 +96,7 @@ def index_visal(root, split: str = "") -> list[Sequence]:
         sequences = index_per_sequence(base)
     if not sequences:
         raise UserError(f"no ViSal sequences under {root}: expected ViSal/<sequence>/ with GroundTruth/, "
-                        f"or <sequence>/Imgs/ with <sequence>/GT_object_level/ (README, section Data)")
+                        f"or <sequence>/Imgs/ with <sequence>/GT_object_level/ (docs/data.md)")
     for sequence in sequences:
         check_sequence(sequence)
     return sequences

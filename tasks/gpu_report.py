@@ -1,5 +1,5 @@
 """One prepared run that measures everything the GPU should be measured on (at most 8 minutes
-on one H100/H200), for the README's Performance table:
+on one H100/H200), for docs/performance.md:
 
     python -m tasks.gpu_report [--out results/gpu_report.json] [--smoke]
 
@@ -197,7 +197,7 @@ def loader_rows(device, sizes, folder: Path, budget_s: float):
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """The rows as the README's Markdown table."""
+    """The rows as a Markdown table for docs/performance.md."""
     columns = [("part", "part"), ("name", "configuration"), ("ms_per_window", "ms / window"),
                ("frames_per_s_sparse", "frames/s sparse"), ("frames_per_s_dense", "frames/s dense"),
                ("fraction_of_peak", "fraction of peak"), ("end_to_end_frames_per_s", "end to end frames/s"),

@@ -14,7 +14,7 @@ from PIL import Image
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1300,2000")
-INSTALL_HINT = "apt-get install -y chromium chromium-driver (the browser tests need them; see README, Tests)"
+INSTALL_HINT = "bash .ci/install-system-packages installs them (apt-get chromium chromium-driver; docs/development.md)"
 
 
 @dataclass

@@ -17,11 +17,12 @@ TINY_CONFIG = REPO_ROOT / "tests" / "configs" / "tiny.yaml"
 
 def fail_if_a_package_is_missing(report) -> None:
     """A test or module skipped by pytest.importorskip ("could not import ...") fails instead:
-    every package the tests use is in requirements.txt, so a missing one is a broken install,
-    not a reason to test less. Other skips (no CUDA device, running as root) stay skips."""
+    every package the tests use is in requirements-test.txt (which includes requirements.txt), so
+    a missing one is a broken install, not a reason to test less. Other skips (no CUDA device,
+    running as root) stay skips."""
     if report.skipped and "could not import" in str(report.longrepr):
         report.outcome = "failed"
-        report.longrepr = f"a package the tests need is missing (pip install -r requirements.txt): {report.longrepr}"
+        report.longrepr = f"a package the tests need is missing (pip install -r requirements-test.txt): {report.longrepr}"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,4 +1,4 @@
-"""Miniature dataset trees in the layouts users download (README, section Data), for tests.
+"""Miniature dataset trees in the layouts users download (docs/data.md), for tests.
 
 Frames are noise with one or two moving ellipses; every writer returns the tree's root.
 """

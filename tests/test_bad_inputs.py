@@ -1,4 +1,4 @@
-"""The table of bad inputs and faults (README, Troubleshooting): each row is a run of main.py
+"""The table of bad inputs and faults (docs/troubleshooting.md): each row is a run of main.py
 that ends with a non-zero exit, no traceback and a last line naming the culprit (file, key or
 value), except the short video, which must work.
 

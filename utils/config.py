@@ -41,7 +41,7 @@ class Task(StrEnum):
 
 @dataclass
 class ModelConfig:
-    # encoder: csn_ir (the paper's ir-CSN) | csn_ip | resnet | resnet_basic (README, Models)
+    # encoder: csn_ir (the paper's ir-CSN) | csn_ip | resnet | resnet_basic (docs/models.md)
     backbone: Literal["csn_ir", "csn_ip", "resnet", "resnet_basic"] = "csn_ir"
     # blocks per encoder stage; [3, 8, 36, 3] = ir-CSN-152
     depths: list[int] = field(default_factory=lambda: [3, 8, 36, 3])
@@ -107,7 +107,7 @@ class SyntheticConfig:
 class TrainSource:
     # this source's dataset, as data.train
     dataset: TrainDataset = "davis"
-    # folder of this source, as downloaded (README, Data)
+    # folder of this source, as downloaded (docs/data.md)
     root: str = "data/DAVIS"
     # as data.train_split for this dataset
     split: str = "2017/train.txt"
@@ -145,7 +145,7 @@ class DataConfig:
     train: TrainDataset | list[TrainSource] = "davis"
     # folder of the training dataset
     train_root: str = "data/DAVIS"
-    # the training split; what it names depends on the dataset (README, Data)
+    # the training split; what it names depends on the dataset (docs/data.md)
     train_split: str = "2017/train.txt"
     # validation / inference dataset: davis | youtube_vos | fbms | visal | synthetic
     test: Literal["davis", "youtube_vos", "fbms", "visal", "synthetic"] = "davis"
@@ -345,7 +345,7 @@ def _validate_data(data: DataConfig, reads_train: bool, reads_test: bool) -> Non
     roots += [("data.test_root", data.test, data.test_root)] if reads_test else []
     for key, kind, root in roots:
         if kind != "synthetic" and not Path(root).is_dir():
-            raise UserError(f"{key}: folder not found: {root} (see README, section Data)")
+            raise UserError(f"{key}: folder not found: {root} (see docs/data.md)")
 
 
 def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
