@@ -3,7 +3,7 @@
     python main.py -c run_configs/demo.yaml --task train
     python main.py -c run_configs/demo.yaml --task infer --wts saved_models/demo/last.pth
     python main.py -c run_configs/demo.yaml --task infer --wts ... inference.dense=true
-    python main.py -c run_configs/demo.yaml --task infer --wts ... --input my_video.mp4
+    python main.py -c run_configs/demo.yaml --task infer --wts ... --input my_video.mp4   (results/demo/my_video/)
 """
 
 import argparse
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         validate(cfg, args.task, input_path=args.input)
         check_weights_argument(args.task, args.wts)
         try:
-            run = setup_run(cfg, args.task)
+            run = setup_run(cfg, args.task, args.input)
             if args.task is Task.TRAIN:
                 return run_train(cfg, run, args.wts)
             from tasks.infer import infer

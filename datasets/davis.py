@@ -27,17 +27,23 @@ ANNOTATION_DIRS = {"unsupervised": Path("Annotations_unsupervised/480p"),
 
 
 def read_sequence_list(root: Path, split: str) -> list[str]:
-    """Sequence names of ROOT/ImageSets/<split>, in file order: one name per line, or (DAVIS-2016
-    ImageSets/480p) one "<frame path> <mask path>" pair per frame, named by the frame's folder.
-    A 2016/<name> split that is missing is read from ImageSets/480p/<name> when that exists."""
+    """Sequence names of ROOT/ImageSets/<split> (read_sequence_file). A 2016/<name> split that is
+    missing is read from ImageSets/480p/<name> when that exists."""
     list_path = root / "ImageSets" / split
     release_2016 = root / "ImageSets/480p" / Path(split).name
     if not list_path.is_file() and Path(split).parts[0] == "2016" and release_2016.is_file():
         list_path = release_2016  # the DAVIS-2016 release names its lists ImageSets/480p/train|val.txt
     if not list_path.is_file():
         raise UserError(f"DAVIS sequence list not found: {list_path}")
+    return read_sequence_file(list_path)
+
+
+def read_sequence_file(list_path: Path) -> list[str]:
+    """Sequence names of a DAVIS list file, in file order: one name per line, or (DAVIS-2016
+    ImageSets/480p) one "<frame path> <mask path>" pair per frame, named by the frame's folder.
+    Every name must be a plain name (datasets.io.check_plain_name)."""
     names = []
-    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
+    for number, line in enumerate(Path(list_path).read_text().splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

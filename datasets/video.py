@@ -6,6 +6,9 @@ frame by frame, or a folder of frame images. No ground truth.
     folder/ of .jpg | .jpeg | .png | .bmp frames     -> one sequence named after the folder, frames
                                                       in natural order (frame2 before frame10),
                                                       masks named after the frame files
+
+The name (`input_name`) becomes an output folder (results/<name>/<input name>/, see
+tasks/setup.py), so it must be a plain name, like every name read from data.
 """
 
 from dataclasses import dataclass
@@ -15,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from datasets.io import natural_key
+from datasets.io import check_plain_name, natural_key
 from datasets.sequence import Frames, Sequence
 from utils.errors import UserError
 
@@ -98,10 +101,20 @@ def count_frames(container, stream) -> int:
     return sum(1 for _ in container.decode(stream))
 
 
+def input_name(path) -> str:
+    """The name of the sequence of `--input PATH` (and of its output folder): a video file's stem,
+    a frame folder's own name; refused (UserError) unless it is a plain name (no '.', '..' or
+    empty name, as for `--input ..mp4` or `--input /`)."""
+    path = Path(path)
+    name = path.resolve().name if path.is_dir() else path.stem
+    return check_plain_name(name, path, "the name of --input")
+
+
 def index_video(path) -> VideoSequence:
     """A video file as a sequence; its frames are counted from the container or by decoding it
     once (count_frames)."""
     path = Path(path)
+    name = input_name(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -114,18 +127,19 @@ def index_video(path) -> VideoSequence:
         raise UserError(f"--input: cannot decode {path}: {error}") from error
     if count == 0:
         raise UserError(f"--input: no frames decoded from {path}")
-    return VideoSequence(name=path.stem, frame_paths=(), mask_paths={}, video_path=path,
+    return VideoSequence(name=name, frame_paths=(), mask_paths={}, video_path=path,
                          frame_count=count, frame_rate=Fraction(rate))
 
 
 def index_frame_folder(path) -> Sequence:
     """A folder of frame images as a sequence (natural order of the file names)."""
     path = Path(path)
+    name = input_name(path)
     frame_paths = tuple(sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                                 and p.is_file()), key=natural_key))
     if not frame_paths:
         raise UserError(f"--input: no {'/'.join(IMAGE_SUFFIXES)} frames in {path}")
-    return Sequence(name=path.resolve().name, frame_paths=frame_paths, mask_paths={})
+    return Sequence(name=name, frame_paths=frame_paths, mask_paths={})
 
 
 def index_input(path) -> list[Sequence]:

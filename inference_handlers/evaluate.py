@@ -3,6 +3,8 @@
     python -m inference_handlers.evaluate --pred results/bmvc_final --gt data/DAVIS/Annotations/480p \\
         --protocol davis2016 [--frames all|skip_first_last] [--out DIR]
     python -m inference_handlers.evaluate --pred DIR --gt data/DAVIS --dataset davis --split 2016/val.txt
+    python -m inference_handlers.evaluate --pred DIR --gt data/DAVIS/Annotations/480p \\
+        --split data/DAVIS/ImageSets/480p/val.txt
     python -m inference_handlers.evaluate --pred DIR --gt data/ViSal/GroundTruth --protocol saliency
 
 Predictions: PRED/<sequence>/<frame>.png|.jpg|.bmp, e.g. our masks, our probability PNGs
@@ -18,7 +20,15 @@ Ground truth, one of:
   exactly as `--task infer` reads it (e.g. DAVIS-2016 ground truth when the tree has it).
 Any non-zero ground-truth pixel is foreground. A prediction is found by the ground-truth frame's
 name, else by its frame number as five digits (the original's output names); every scored
-ground-truth frame needs one.
+ground-truth frame of a scored sequence needs one.
+
+Which sequences are scored (select_sequences): with --dataset, every sequence of its split (each
+must have a prediction folder); otherwise those listed by `--split FILE` (one name per line, or
+the DAVIS-2016 "<frame path> <mask path>" lines; each must have a prediction folder), else every
+ground-truth sequence that has a folder in --pred: a mask tree holding more sequences than were
+predicted (DAVIS-2016 Annotations/480p holds train and val) is scored on the predicted ones.
+The sequences left out are counted in the log, metrics.json (`gt_sequences_left_out`) and the
+report.
 """
 
 import argparse
@@ -34,6 +44,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from datasets import index_sequences
+from datasets.davis import read_sequence_file
 from datasets.io import read_mask
 from inference_handlers.protocols import (FRAME_SETS, PROTOCOLS, add_frame, format_table, new_record,
                                           protocol_for, score_frame, scored_indices, sequence_csv_rows,
@@ -87,6 +98,53 @@ def truth_from_dataset(dataset: str, root: Path, split: str) -> list[TruthSequen
     return [TruthSequence(s.name, [([s.frame_name(i), s.original_frame_name(i)], s.mask_paths[i])
                                    for i in s.annotated_indices], s.ground_truth or str(root))
             for s in sequences if s.mask_paths]
+
+
+@dataclass
+class Selection:
+    truth: list[TruthSequence]  # the sequences to score
+    left_out: list[str]         # names of the ground-truth sequences not scored
+    reason: str                 # why they are left out
+
+
+def examples(names: list[str], count: int = 3) -> str:
+    return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
+
+
+def select_sequences(truth: list[TruthSequence], pred: Path, listed: list[str] | None = None,
+                     listing: str = "") -> Selection:
+    """The ground-truth sequences to score: those `listed` (by `listing`, e.g. '--split val.txt'),
+    each of which must have a prediction folder and ground truth; without a list, every one that
+    has a prediction folder (at least one must). Raises UserError naming the sequences missing."""
+    if listed is not None:
+        no_folder = [name for name in listed if not (pred / name).is_dir()]
+        if no_folder:
+            raise UserError(f"{listing}: {len(no_folder)} listed sequence(s) have no prediction folder in {pred}: "
+                            f"{examples(no_folder)}")
+        known = {sequence.name for sequence in truth}
+        no_truth = [name for name in listed if name not in known]
+        if no_truth:
+            raise UserError(f"{listing}: {len(no_truth)} listed sequence(s) have no annotated frame in --gt: "
+                            f"{examples(no_truth)}")
+        return Selection([s for s in truth if s.name in listed], [s.name for s in truth if s.name not in listed],
+                         f"not listed in {listing}")
+    kept = [sequence for sequence in truth if (pred / sequence.name).is_dir()]
+    if not kept:
+        raise UserError(f"--pred: none of the {len(truth)} ground-truth sequences has a prediction folder in {pred} "
+                        f"(e.g. {pred / truth[0].name})")
+    return Selection(kept, [s.name for s in truth if not (pred / s.name).is_dir()], f"no folder in {pred}")
+
+
+def sequence_list(split: str) -> list[str]:
+    """The sequence names of a `--split FILE` (datasets.davis.read_sequence_file)."""
+    path = Path(split)
+    if not path.is_file():
+        raise UserError(f"--split: file not found: {split} (without --dataset, --split is a file listing the "
+                        f"sequences to score, one name per line)")
+    try:
+        return read_sequence_file(path)
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"--split: cannot read {split}: {error}") from error
 
 
 def read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +215,10 @@ def parse_args(argv=None):
     parser.add_argument("--frames", choices=FRAME_SETS, default="all",
                         help="score all annotated frames or skip each sequence's first and last one")
     parser.add_argument("--dataset", help="read --gt as this dataset's root (davis, fbms, visal, ...)")
-    parser.add_argument("--split", default="2016/val.txt", help="with --dataset: its split (DAVIS list, FBMS Testset)")
+    parser.add_argument("--split", help="with --dataset: its split (DAVIS list under ImageSets, FBMS Testset; "
+                                        "default 2016/val.txt); without: a file of the sequences to score, one name "
+                                        "per line or DAVIS-2016 '<frame path> <mask path>' lines (default: every "
+                                        "ground-truth sequence that has a folder in --pred)")
     parser.add_argument("--out", help="also write metrics.json and metrics.csv into this folder")
     parser.add_argument("--report", action="store_true",
                         help="also write report.html and per_frame.json (with the metrics) into --out, else into --pred")
@@ -173,10 +234,22 @@ def main(argv=None) -> int:
             if not folder.is_dir():
                 raise UserError(f"{flag}: folder not found: {folder}")
         protocol = args.protocol or protocol_for("auto", args.dataset or "davis")
-        truth = truth_from_dataset(args.dataset, gt, args.split) if args.dataset else truth_from_folder(gt, pred)
+        if args.dataset:
+            split = args.split or "2016/val.txt"
+            truth = truth_from_dataset(args.dataset, gt, split)
+            listed, listing = [sequence.name for sequence in truth], f"--split {split} of --dataset"
+        else:
+            truth = truth_from_folder(gt, pred)
+            listed, listing = (sequence_list(args.split) if args.split else None), f"--split {args.split}"
         if not truth:
             raise UserError(f"--gt: no annotated frames found in {gt}")
-        summary = evaluate(pred, truth, protocol, args.frames)
+        selection = select_sequences(truth, pred, listed, listing)
+        left_out = selection.left_out
+        if left_out:
+            logger.info("%d of %d ground-truth sequences left out (%s): %s", len(left_out), len(truth),
+                        selection.reason, examples(left_out))
+        summary = evaluate(pred, selection.truth, protocol, args.frames)
+        summary["gt_sequences_left_out"] = len(left_out)
         logger.info("%s", format_table(summary))
         out = args.out or (args.pred if args.report else None)
         if out:
@@ -187,7 +260,11 @@ def main(argv=None) -> int:
             from tasks.setup import environment_versions
             header = {"source": "python -m inference_handlers.evaluate", "predictions": str(pred.resolve()),
                       "versions": environment_versions()}
-            logger.info("report written to %s", write_report(Path(out), header, report_frames(pred, truth, summary), summary))
+            if left_out:
+                header["gt_left_out"] = (f"{len(left_out)} of {len(truth)} sequences ({selection.reason}): "
+                                         f"{', '.join(left_out)}")
+            frames = report_frames(pred, selection.truth, summary)
+            logger.info("report written to %s", write_report(Path(out), header, frames, summary))
     except UserError as error:
         return report(error)
     return 0

@@ -16,6 +16,9 @@ set, outputs) and whose files all exist is complete: a re-run takes its scores f
 and does not predict it again, unless `overwrite`. Every file is written atomically, so a file
 that exists is whole; the temp files that a killed run's writes left behind are deleted when their
 sequence is predicted again.
+
+An `--input` run (a video or frame folder) is a run folder of its own inside the test set's:
+results/<name>/<input name>/ (input_results_dir), with the same layout.
 """
 
 import contextlib
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.video import frame_rate_of
+from datasets.video import frame_rate_of, input_name
 from inference_handlers.background import consume_in_background, host_workers, ordered_map
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
                                           scored_indices, summarise)
@@ -44,6 +47,23 @@ PROBS_DIR, OVERLAYS_DIR = "probs", "overlays"
 def ground_truth_source(sequence) -> str:
     """The sequence's `ground_truth` description, else the folder its masks come from."""
     return sequence.ground_truth or str(next(iter(sequence.mask_paths.values())).parent.parent)
+
+
+def input_results_dir(results_dir: Path, input_path) -> Path:
+    """The run folder of `--input input_path` beside the test set's run in `results_dir`:
+    results_dir/<input name>/ (datasets.video.input_name), so that neither run replaces the other's
+    report, metrics, per-frame data or config. Refused when that folder belongs to the test set's
+    run: one of its sequences (it holds a COMPLETE_MARKER), or its probs/ or overlays/ folder."""
+    name = input_name(input_path)
+    folder = results_dir / name
+    held = {PROBS_DIR: "the probability maps", OVERLAYS_DIR: "the overlay videos"}.get(name)
+    if held is None and (folder / COMPLETE_MARKER).is_file():
+        held = (f"the masks of a sequence '{name}' (of the test set, or of an --input run of an earlier version, "
+                f"which may be deleted)")
+    if held is not None:
+        raise UserError(f"--input {input_path}: its outputs would go to {folder}, which holds {held} of "
+                        f"{results_dir}; rename the input or choose another run name (name=...)")
+    return folder
 
 
 def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: str = "davis2016",

@@ -7,7 +7,8 @@ validation pictures of training.
                                    mask name and files (prediction, frame image or video, ground
                                    truth) and the scored frames' values (J, F; saliency J, MAE, S)
     python -m inference_handlers.report --runs results/a results/b [--out DIR]
-                                   DIR/comparison.html (default DIR: results/compare_a_vs_b)
+                                   DIR/comparison.html (default DIR: results/compare_a_vs_b),
+                                   made by compare.py
 
 A report shows the header (protocol, frame set, ground truth read, headline score, checkpoint,
 config, versions), per-sequence bars sorted worst first and the per-sequence table, J over time
@@ -18,7 +19,6 @@ written atomically. Numbers carry their exact value in `data-value` (the tests c
 metrics.json).
 """
 
-import argparse
 import html
 import json
 import logging
@@ -35,7 +35,7 @@ from inference_handlers.evaluate import read_prediction
 from inference_handlers.protocols import PROTOCOLS
 from inference_handlers.report_figures import LOW_J, bar_chart, image_uri, thumbnail, time_plots
 from inference_handlers.writers import write_json
-from utils.errors import UserError, report
+from utils.errors import UserError
 from utils.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 REPORT_NAME, PER_FRAME_NAME, METRICS_NAME = "report.html", "per_frame.json", "metrics.json"
 WORST_FRAMES = 12       # thumbnails of the lowest-J frames (comparison: the most changed frames)
 MASK_THUMBNAILS = 12    # thumbnails of a run without scores, spread over its frames
+HEADER_LABELS = {"input": "--input", "gt_left_out": "ground truth left out"}  # header keys shown otherwise
 
 
 def _path(path) -> str | None:
@@ -192,11 +193,13 @@ def page(title: str, body: str) -> str:
 
 def header_rows(run: RunData) -> list[list[str]]:
     header, metrics = run.header, run.metrics
+    unscored = f"--input {header['input']} has no ground truth" if header.get("input") else "no annotated frame"
     score = (f'<td id="score" data-value="{metrics["score"]!r}">{esc(header["score_name"])} {metrics["score"]:.4f}</td>'
-             if metrics else "<td>not scored: no annotated frame</td>")
+             if metrics else f"<td>not scored: {esc(unscored)}</td>")
     fields = [("protocol", header["protocol"]), ("frame set", header["frames"]),
               ("ground truth read", ", ".join(header["ground_truth"]) or "none")]
-    fields += [(key, header[key]) for key in ("source", "checkpoint", "config", "predictions", "versions") if header.get(key)]
+    fields += [(HEADER_LABELS.get(key, key), header[key]) for key in
+               ("source", "input", "checkpoint", "config", "predictions", "gt_left_out", "versions") if header.get(key)]
     rows = [[f"<th>{esc(key)}</th>", f"<td>{esc(value)}</td>"] for key, value in fields]
     count = (f"{metrics['num_sequences']} sequences, {metrics['num_frames']} scored frames" if metrics
              else f"{len(run.sequences)} sequences, {sum(len(e['frames']) for e in run.sequences.values())} frames")
@@ -273,85 +276,6 @@ def render_report(run: RunData, worst: int = WORST_FRAMES) -> str:
     return page(f"Evaluation report: {run.folder.name}", body)
 
 
-# ---- comparison ----
-
-def scored_truth(run: RunData) -> dict:
-    """{(sequence, frame): ground-truth file} of the scored frames."""
-    return {(sequence, name): entry["truth"][entry["frames"].index(name)]
-            for sequence, entry in run.sequences.items() for name in entry["scored"]}
-
-
-def check_comparable(a: RunData, b: RunData) -> None:
-    """Two runs are compared only with the same protocol and frame set, scored against the same
-    ground-truth files."""
-    for run in (a, b):
-        if run.metrics is None:
-            raise UserError(f"cannot compare: {run.folder} has no scores (no ground truth was read)")
-    for key in ("protocol", "frames"):
-        if a.header[key] != b.header[key]:
-            raise UserError(f"cannot compare {a.folder} and {b.folder}: different {key.replace('frames', 'frame set')} "
-                            f"({a.header[key]} vs {b.header[key]})")
-    truth_a, truth_b = scored_truth(a), scored_truth(b)
-    common = truth_a.keys() & truth_b.keys()
-    if not common:
-        raise UserError(f"cannot compare {a.folder} and {b.folder}: no scored frame in common")
-    differing = sorted(key for key in common if truth_a[key] != truth_b[key])
-    if differing:
-        sequence, name = differing[0]
-        raise UserError(f"cannot compare {a.folder} and {b.folder}: different ground truth ({len(differing)} frames, "
-                        f"e.g. {sequence}/{name}: {truth_a[sequence, name]} vs {truth_b[sequence, name]})")
-
-
-def changed_frames(a: RunData, b: RunData, sequences: list[str], count: int) -> list[tuple[str, str, float, float]]:
-    """(sequence, frame, J of a, J of b) of the `count` frames whose J changed most."""
-    frames = []
-    for sequence in sequences:
-        values_b = dict(zip(b.sequences[sequence]["scored"], b.sequences[sequence]["J"]))
-        frames += [(sequence, name, j, values_b[name]) for name, j in
-                   zip(a.sequences[sequence]["scored"], a.sequences[sequence]["J"]) if name in values_b]
-    return sorted(frames, key=lambda item: -abs(item[3] - item[2]))[:count]
-
-
-def change_class(delta: float) -> str:
-    return "gain" if delta > 0 else "loss" if delta < 0 else ""
-
-
-def render_comparison(a: RunData, b: RunData, count: int = WORST_FRAMES) -> str:
-    check_comparable(a, b)
-    protocol, score_name = PROTOCOLS[a.header["protocol"]], a.header["score_name"]
-    rows_a, rows_b = a.metrics["sequences"], b.metrics["sequences"]
-    common = [name for name in rows_a if name in rows_b]
-    only = sorted(set(rows_a) ^ set(rows_b))
-    scores = {name: (protocol.sequence_score(rows_a[name]), protocol.sequence_score(rows_b[name]))
-              for name in common}
-    order = sorted(common, key=lambda name: scores[name][1] - scores[name][0])
-    delta_rows = [[f"<td>{esc(name)}</td>", number_cell(scores[name][0]), number_cell(scores[name][1]),
-                   number_cell(scores[name][1] - scores[name][0], change_class(scores[name][1] - scores[name][0]))]
-                  for name in order]
-    names = (a.folder.name, b.folder.name)
-    bars = bar_chart(order, {f"{score_name} {names[1]} - {names[0]}": [scores[n][1] - scores[n][0] for n in order]},
-                     f"per-sequence change of {score_name}, most lost first")
-
-    def listing(items):
-        return ", ".join(f"{esc(n)} ({scores[n][1] - scores[n][0]:+.4f})" for n in items) or "none"
-
-    picks = changed_frames(a, b, common, count)
-    captions = [f"{esc(s)} / {esc(f)}: J {ja:.3f} &rarr; {jb:.3f}" for s, f, ja, jb in picks]
-    body = "".join(f"<h2>{esc(label)}: {esc(run.folder)}</h2>{header_html(run, f'header-{label}')}"
-                   for label, run in (("A", a), ("B", b)))
-    note = f'<p class="note">Sequences in one run only (left out): {esc(", ".join(only))}</p>' if only else ""
-    headline = [number_cell(a.metrics["score"]), number_cell(b.metrics["score"]),
-                number_cell(b.metrics["score"] - a.metrics["score"], change_class(b.metrics["score"] - a.metrics["score"]))]
-    body += (f"<h2>Change B - A</h2>{note}{table([f'{score_name} A', f'{score_name} B', 'B - A'], [headline], 'headline')}"
-             f"<p>gained most: {listing([n for n in reversed(order[-5:]) if scores[n][1] > scores[n][0]])}</p>"
-             f"<p>lost most: {listing([n for n in order[:5] if scores[n][1] < scores[n][0]])}</p>"
-             f"<img id=\"deltas\" src=\"{bars}\" alt=\"per-sequence change\">"
-             f"{table(['sequence', f'{score_name} A', f'{score_name} B', 'B - A'], delta_rows, 'deltas-table')}"
-             f"<h2>The {len(picks)} most changed frames</h2><p>frame | ground truth | A ({esc(names[0])}) | B ({esc(names[1])})</p>"
-             f"{figures_html(thumbnails([a, b], [(s, f) for s, f, _, _ in picks], True), captions)}")
-    return page(f"Comparison: {names[0]} vs {names[1]}", body)
-
-
 # ---- training: validation pictures ----
 
 def validation_frames(sequences, count: int) -> list[tuple[object, int]]:
@@ -403,21 +327,9 @@ def markdown_table(summary: dict) -> str:
 # ---- command line ----
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Compare two runs: per-sequence changes of the headline "
-                                                 "measure and the most changed frames, as one HTML page.")
-    parser.add_argument("--runs", nargs=2, required=True, metavar="DIR",
-                        help="two results folders (results/<name>) with report data (per_frame.json, metrics.json)")
-    parser.add_argument("--out", help="folder of comparison.html (default: results/compare_<a>_vs_<b>)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        a, b = (load_run(folder) for folder in args.runs)
-        out = Path(args.out or Path("results") / f"compare_{a.folder.name}_vs_{b.folder.name}")
-        atomic_write_text(out / "comparison.html", render_comparison(a, b))
-        logger.info("comparison written to %s", out / "comparison.html")
-    except UserError as error:
-        return report(error)
-    return 0
+    """`python -m inference_handlers.report --runs A B [--out DIR]`: the comparison page (compare.py)."""
+    from inference_handlers.compare import main as compare_main
+    return compare_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""`--task infer` (masks, metrics.json and metrics.csv under results/<name>/) and `--task eval`
-(scores only, no files): the same engine and scoring that validation uses during training.
+"""`--task infer` (masks, metrics.json and metrics.csv under results/<name>/; with --input, under
+results/<name>/<input name>/) and `--task eval` (scores only, no files): the same engine and
+scoring that validation uses during training.
 
 Under torchrun every process predicts its share of the sequences (tasks.distributed.shard);
 rank 0 merges the scores, logs the table and writes the metrics files.
@@ -58,12 +59,13 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     if is_main_process():
         report(summary, len(sequences), results_dir)
         if results_dir is not None and cfg.inference.report:
-            write_run_report(cfg, run, weights_path, sequences, summary)
+            write_run_report(cfg, run, weights_path, sequences, summary, input_path)
     return summary
 
 
-def write_run_report(cfg, run, weights_path: str, sequences, summary: dict) -> None:
-    """results/<name>/report.html and per_frame.json (inference_handlers/report.py)."""
+def write_run_report(cfg, run, weights_path: str, sequences, summary: dict, input_path: str | None = None) -> None:
+    """report.html and per_frame.json in the run's results folder (inference_handlers/report.py);
+    the header names the `--input` it was run on, if any."""
     start = time.perf_counter()
     from inference_handlers.report import inference_frames, write_report
     results_dir = run.results_dir
@@ -71,6 +73,8 @@ def write_run_report(cfg, run, weights_path: str, sequences, summary: dict) -> N
     header = {"source": "--task infer", "checkpoint": str(weights_path), "config": cfg.name,
               "versions": run.versions,
               "config_text": config_file.read_text() if config_file.is_file() else ""}
+    if input_path is not None:
+        header["input"] = str(input_path)
     frames = inference_frames(sequences, results_dir, cfg.inference.mask_names, summary)
     path = write_report(results_dir, header, frames, summary)
     logger.info("report written in %.1f s: %s", time.perf_counter() - start, path)

@@ -35,7 +35,7 @@ _output_lock = None  # the open lock file of the output folder this process writ
 @dataclass
 class Run:
     model_dir: Path    # saved_models/<name>: checkpoints, config.yaml, train.log, tensorboard
-    results_dir: Path  # results/<name>: masks and metrics.json
+    results_dir: Path  # results/<name>: masks and metrics.json; results/<name>/<input name> for --input
     device: torch.device
     versions: str      # software versions and code commit (environment_versions), logged at set-up
 
@@ -125,12 +125,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup_run(cfg, task: Task) -> Run:
+def setup_run(cfg, task: Task, input_path: str | None = None) -> Run:
     """Process group (under torchrun), output folder (checked writable, locked against a second
     process; rank 0 only), logging to the console and to a log file with the versions of the
-    software, seed and device."""
+    software, seed and device. With `input_path` (`--input`), the results go to a run folder of
+    their own, results/<name>/<input name>/ (inference.input_results_dir)."""
+    results_dir = RESULTS / cfg.name
+    if input_path is not None:
+        from inference_handlers.inference import input_results_dir
+        results_dir = input_results_dir(results_dir, input_path)
     device = init_process_group(select_device(cfg.device))
-    run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=RESULTS / cfg.name, device=device,
+    run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=results_dir, device=device,
               versions=environment_versions())
     run_dir = run.model_dir if task is Task.TRAIN else run.results_dir
     if is_main_process():
@@ -148,4 +153,7 @@ def setup_run(cfg, task: Task) -> Run:
     processes = f", process 0 of {world_size()} ({torch.distributed.get_backend()})" if is_initialized() else ""
     logging.getLogger(__name__).info("task %s, config '%s', device %s%s", task, cfg.name, run.device, processes)
     logging.getLogger(__name__).info("versions: %s", run.versions)
+    if input_path is not None:
+        logging.getLogger(__name__).info("--input %s: outputs go to %s/, a run folder of its own (the test set's "
+                                         "run stays in %s/)", input_path, run.results_dir, RESULTS / cfg.name)
     return run

@@ -273,7 +273,7 @@ def test_video_shorter_than_one_clip_is_segmented(tmp_path, monkeypatch, capsys,
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     assert main.main(args + ["--task", "infer", "--wts", str(tiny_weights), "--input", "short.mp4"]) == 0
-    masks = sorted((tmp_path / "results/tiny/short").glob("*.png"))
+    masks = sorted((tmp_path / "results/tiny/short/short").glob("*.png"))
     assert len(masks) == 3 and all(Image.open(mask).size == (64, 32) for mask in masks)
 
 

@@ -9,12 +9,13 @@ import pytest
 from PIL import Image
 
 from datasets.davis import index_davis
-from datasets.io import write_palette_png
+from datasets.io import read_mask, write_palette_png
 from inference_handlers.evaluate import main as evaluate_main
 from inference_handlers.inference import run_inference
 from utils.config import InferenceConfig
 
 from conftest import write_mini_davis
+from data_trees import write_davis2016
 from test_engine import make_engine
 
 
@@ -102,3 +103,83 @@ def test_missing_prediction_is_one_error_line(tmp_path, predicted, capsys):
     assert status == 2 and "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: --pred: no prediction for 1 annotated frames") and "cows/00003" in last
+
+
+
+TRAIN = [f"train_{n:04d}" for n in range(30)]
+VAL = [f"val_{n:04d}" for n in range(20)]
+
+
+@pytest.fixture
+def davis2016_val_predicted(tmp_path):
+    """A DAVIS-2016-like tree whose Annotations/480p holds 50 sequences (30 train, 20 val), and
+    predictions for the 20 val ones (each its ground truth shifted by a few pixels, so that the
+    scores differ); returns (DAVIS root, predictions)."""
+    root = write_davis2016(tmp_path / "DAVIS", names=TRAIN + VAL, num_frames=3)
+    for number, name in enumerate(VAL):
+        for mask in sorted((root / "Annotations/480p" / name).glob("*.png")):
+            write_palette_png(tmp_path / "pred" / name / mask.name, np.roll(read_mask(mask) != 0, number % 7, axis=1))
+    return root, tmp_path / "pred"
+
+
+def alone(tmp_path, root, names: list[str]) -> dict:
+    """The metrics of the predictions of `names` against a mask tree of those sequences alone."""
+    for name in names:
+        shutil.copytree(root / "Annotations/480p" / name, tmp_path / "alone" / name)
+    scores = evaluate(tmp_path, "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "alone"))
+    assert scores["gt_sequences_left_out"] == 0 and scores["num_sequences"] == len(names)
+    return scores
+
+
+def scores_of(metrics: dict) -> tuple:
+    return metrics["metrics"], metrics["sequences"], metrics["num_frames"], metrics["num_sequences"]
+
+
+def test_annotation_tree_with_more_sequences_scores_the_predicted_ones(tmp_path, davis2016_val_predicted, caplog):
+    """The issue's case: DAVIS-2016's Annotations/480p holds all 50 sequences, the 20 of val were
+    predicted; the 20 score as they do against a tree of those 20 alone."""
+    root, pred = davis2016_val_predicted
+    expected = alone(tmp_path, root, VAL)
+    caplog.set_level("INFO")
+    scores = evaluate(tmp_path, "--pred", str(pred), "--gt", str(root / "Annotations/480p"), "--report")
+    assert scores_of(scores) == scores_of(expected) and scores["gt_sequences_left_out"] == 30
+    assert [line for line in caplog.messages if "left out" in line] == [
+        f"30 of 50 ground-truth sequences left out (no folder in {pred}): train_0000, train_0001, train_0002, ..."]
+    header = json.loads((tmp_path / "scores/per_frame.json").read_text())["header"]
+    assert header["gt_left_out"].startswith(f"30 of 50 sequences (no folder in {pred}): train_0000, train_0001")
+    assert "ground truth left out" in (tmp_path / "scores/report.html").read_text()
+
+
+@pytest.mark.parametrize("line_format", ["names", "davis2016_pairs"])
+def test_split_file_restricts_the_sequences_scored(tmp_path, davis2016_val_predicted, line_format):
+    root, pred = davis2016_val_predicted
+    listed = VAL[5:]
+    pairs = [f"/JPEGImages/480p/{name}/{i:05d}.jpg /Annotations/480p/{name}/{i:05d}.png"
+             for name in listed for i in range(3)]
+    lines = listed if line_format == "names" else pairs
+    (tmp_path / "val.txt").write_text("\n".join(lines) + "\n")
+    scores = evaluate(tmp_path, "--pred", str(pred), "--gt", str(root / "Annotations/480p"),
+                      "--split", str(tmp_path / "val.txt"))
+    assert scores_of(scores) == scores_of(alone(tmp_path, root, listed))
+    assert scores["gt_sequences_left_out"] == 35
+
+
+def last_error(capsys, *args) -> str:
+    capsys.readouterr()
+    assert evaluate_main(list(args)) == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_listed_sequence_without_predictions_is_an_error(tmp_path, davis2016_val_predicted, capsys):
+    root, pred = davis2016_val_predicted
+    (tmp_path / "val.txt").write_text("val_0000\ntrain_0003\n")
+    assert last_error(capsys, "--pred", str(pred), "--gt", str(root / "Annotations/480p"),
+                      "--split", str(tmp_path / "val.txt")) == (
+        f"error: --split {tmp_path / 'val.txt'}: 1 listed sequence(s) have no prediction folder in {pred}: train_0003")
+
+
+def test_a_partly_predicted_sequence_stays_an_error(tmp_path, davis2016_val_predicted, capsys):
+    root, pred = davis2016_val_predicted
+    (pred / "val_0003/00001.png").unlink()
+    assert last_error(capsys, "--pred", str(pred), "--gt", str(root / "Annotations/480p")) == (
+        f"error: --pred: no prediction for 1 annotated frames in {pred}, e.g. val_0003/00001")

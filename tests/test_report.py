@@ -13,6 +13,7 @@ import main
 import tasks.setup
 from datasets.io import read_mask, write_palette_png
 from datasets.sequence import Sequence
+from inference_handlers.compare import format_change
 from inference_handlers.evaluate import main as evaluate_main
 from inference_handlers.inference import run_inference
 from inference_handlers.report import inference_frames, main as compare_main, write_report
@@ -71,6 +72,12 @@ def assert_cells_equal(cells, values):
         assert float(exact) == value and text.strip() == f"{value:.4f}"
 
 
+def assert_change_cell(cell, value):
+    """A change B - A: the exact value, shown signed (compare.format_change)."""
+    exact, text = cell
+    assert float(exact) == value and text.strip() == format_change(value)
+
+
 def test_infer_report_shows_the_numbers_of_metrics_json_and_every_picture(browser, inferred):
     results = inferred / "results/tiny"
     metrics = json.loads((results / "metrics.json").read_text())
@@ -122,10 +129,10 @@ def test_reports_render_without_scores_for_one_empty_sequence_and_for_input(tmp_
 
     frames = root / "JPEGImages/480p/blank"
     infer(tiny_weights, root, "--input", str(frames), "name=no_report", "inference.report=false")
-    assert not (tmp_path / "results/no_report/report.html").exists()
+    assert not (tmp_path / "results/no_report/blank/report.html").exists()
     infer(tiny_weights, root, "--input", str(frames), "name=input")
-    page = check_page(browser, tmp_path / "results/input/report.html")
-    assert not (tmp_path / "results/input/metrics.json").exists()
+    page = check_page(browser, tmp_path / "results/input/blank/report.html")
+    assert not (tmp_path / "results/input/blank/metrics.json").exists()
     assert sum(alt == "thumbnail" for alt, _ in page.images) == 10  # masks at regular intervals: all 10 frames
     assert "not scored" in browser.find_element("id", "header").text
 
@@ -158,9 +165,11 @@ def test_comparison_page_shows_the_changes_of_the_two_metrics_json(tmp_path, bro
     assert sorted(row[0][1] for row in rows) == ["bear", "cows"]
     for row in rows:
         before, after = ((m["sequences"][row[0][1]]["J_mean"] + m["sequences"][row[0][1]]["F_mean"]) / 2 for m in (a, b))
-        assert_cells_equal(row[1:], [before, after, after - before])
+        assert_cells_equal(row[1:3], [before, after])
+        assert_change_cell(row[3], after - before)
     _, headline = cell_values(browser, "headline")
-    assert_cells_equal(headline[0], [a["score"], b["score"], b["score"] - a["score"]])
+    assert_cells_equal(headline[0][:2], [a["score"], b["score"]])
+    assert_change_cell(headline[0][2], b["score"] - a["score"])
     assert "gained most: bear" in browser.find_element("tag name", "body").text
 
 

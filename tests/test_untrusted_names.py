@@ -114,3 +114,22 @@ def test_a_result_marker_naming_a_file_outside_the_results_is_not_followed(tmp_p
         marker.write_text(json.dumps(stored))
         assert main.main(arguments) == 0
     assert victim.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("given, name", [("..mp4", "."), ("/", "")])
+def test_an_input_whose_name_is_not_a_plain_name_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys,
+                                                                                     given, name):
+    """An --input run writes into results/<name>/<input name>/: a video '..mp4' (stem '.') would
+    write into results/<name>/ itself, the root folder (name '') likewise."""
+    (tmp_path / "..mp4").write_bytes(b"not decoded: refused before")
+    weights = tmp_path / "tiny.pth"
+    cfg = load_config(TINY_CONFIG)
+    save_checkpoint(weights, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0,
+                    config=to_dict(cfg))
+    monkeypatch.chdir(tmp_path)
+    code = main.main(["-c", str(TINY_CONFIG), "--task", "infer", "--wts", str(weights), "--input", given])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {given}, the name of --input: {name!r} is not a plain name (one path component, no '..', no '/' or "
+        "'\\'); refusing to read or write outside the dataset and output folders")
+    assert not (tmp_path / "results").exists()
