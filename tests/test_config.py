@@ -1,9 +1,13 @@
+import dataclasses
+import logging
+import typing
+
 import pytest
+import yaml
 
 import main
 from datasets import DATASETS
 from datasets.davis import ANNOTATION_DIRS
-from inference_handlers import ENGINES
 from inference_handlers.protocols import FRAME_SETS, PROTOCOLS
 from loss import LOSSES
 from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS
@@ -70,6 +74,58 @@ def test_base_may_not_chain(tmp_path):
     write(tmp_path, "_BASE_: other.yaml\n", "base.yaml")
     with pytest.raises(UserError, match="one level"):
         load_config(write(tmp_path, "_BASE_: base.yaml\n"))
+
+
+def test_a_config_naming_the_removed_base_yaml_is_told_to_drop_the_line(tmp_path):
+    path = write(tmp_path, "_BASE_: base.yaml\nname: x\n")
+    with pytest.raises(UserError, match=r"config file not found: .*base\.yaml .*remove the _BASE_ line"):
+        load_config(path)
+
+
+def differences(values: dict, defaults: dict) -> dict:
+    """The entries of the nested mapping `values` that differ from `defaults`, nested alike."""
+    changed = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(defaults[key], dict):
+            if nested := differences(value, defaults[key]):
+                changed[key] = nested
+        elif value != defaults[key]:
+            changed[key] = value
+    return changed
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "run_configs").glob("*.yaml")), ids=lambda path: path.name)
+def test_run_configs_state_exactly_their_differences_from_the_defaults(path):
+    stated = yaml.safe_load(path.read_text())
+    assert stated == differences(to_dict(load_config(path)), to_dict(Config()))
+
+
+def test_obsolete_single_value_keys_are_ignored_with_a_warning(tmp_path, caplog):
+    path = write(tmp_path, "name: x\ninference: {engine: saliency, dense: true}\nsolver: {optimizer: adam}\n")
+    with caplog.at_level(logging.WARNING, logger="utils.config_loading"):
+        cfg = load_config(path, ["inference.engine=saliency"])
+    assert cfg == load_config(write(tmp_path, "name: x\ninference: {dense: true}\n", "plain.yaml"))
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{path}: 'inference.engine' is obsolete and ignored (saliency was its only value); remove the key",
+        f"{path}: 'solver.optimizer' is obsolete and ignored (adam was its only value); remove the key",
+        "command line: 'inference.engine' is obsolete and ignored (saliency was its only value); remove the key"]
+    with pytest.raises(UserError, match=r"'solver\.optimizer' is obsolete and could only be 'adam', got 'sgd'"):
+        load_config(write(tmp_path, "solver: {optimizer: sgd}\n"))
+
+
+def test_a_stored_config_of_an_older_version_loads_without_warnings(caplog):
+    stored = to_dict(load_config(TINY_CONFIG))
+    stored["inference"]["engine"], stored["solver"]["optimizer"] = "saliency", "adam"
+    with caplog.at_level(logging.WARNING):
+        assert from_dict(stored) == load_config(TINY_CONFIG)
+    assert not caplog.records
+
+
+def test_no_key_has_a_single_possible_value():
+    def keys(section, prefix=""):
+        for name, hint in typing.get_type_hints(section).items():
+            yield from keys(hint, f"{prefix}{name}.") if dataclasses.is_dataclass(hint) else [prefix + name]
+    assert [key for key in keys(Config) if len(choices(key)) == 1] == []
 
 
 def test_validate_checks_enums_and_overlap(tmp_path):
@@ -156,7 +212,7 @@ def test_validate_checks_every_source_of_a_mixture(tmp_path):
     ("data.train", [*DATASETS, "coco"]),  # COCO images become pseudo-clips (datasets.build_train_dataset)
     ("data.davis.annotations", ["auto", *ANNOTATION_DIRS]), ("train.loss", LOSSES),
     ("solver.lr_schedule", LR_SCHEDULES), ("train.precision", ["fp32", *AUTOCAST_DTYPES]),
-    ("inference.precision", ["fp32", *AUTOCAST_DTYPES]), ("inference.engine", ENGINES),
+    ("inference.precision", ["fp32", *AUTOCAST_DTYPES]),
     ("inference.protocol", ["auto", *PROTOCOLS]), ("inference.eval_frames", FRAME_SETS),
 ])
 def test_config_choices_are_the_names_of_the_packages_tables(key, names):
