@@ -23,6 +23,7 @@ order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`
 
 import collections
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,8 +36,10 @@ from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
 from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
                                  resized_shape)
+from inference_handlers.backends import OpenVinoNetwork, compile_network, prepare_model
 from inference_handlers.background import host_workers, intra_op_threads, ordered_map, prefetch
 from utils.config import InferenceConfig, InputConfig
+from utils.errors import UserError
 from utils.precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -123,13 +126,25 @@ class SaliencyEngine:
 
     From `inference`: the window schedule (clip_overlap, dense, tail), precision, batch_size
     (windows per forward), prefetch_frames (frames read ahead in a background thread; 0 = read
-    in the calling thread), channels_last (network and clips in channels_last_3d) and compile
+    in the calling thread), channels_last (network and clips in channels_last_3d), compile
     (run the network through torch.compile, falling back to eager with one warning if compiling
-    fails). From `input_config`: clip_length and the test-time resize (test_resize, test_size).
+    fails), fold_bn and backend (inference_handlers/backends.py). From `input_config`: clip_length
+    and the test-time resize (test_resize, test_size).
+
+    The engine owns `model` and makes it ready for inference in place (BatchNorm folded, weights
+    in the autocast dtype, frozen when compiled on a CPU); `live_network`: a network that is
+    still trained (validation), run as it is, with the torch backend.
     """
 
-    def __init__(self, model, inference: InferenceConfig, input_config: InputConfig, device: torch.device):
-        self.model = model
+    def __init__(self, model, inference: InferenceConfig, input_config: InputConfig, device: torch.device,
+                 live_network: bool = False):
+        if inference.backend == "openvino" and live_network:
+            logger.info("inference.backend = openvino: validation during training runs the torch backend")
+            inference = dataclasses.replace(inference, backend="torch")
+        if inference.backend == "openvino" and device.type != "cpu":
+            raise UserError(f"inference.backend = openvino runs on the CPU (device is {device.type}); "
+                            f"set device=cpu or inference.backend=torch")
+        self.model = prepare_model(model, inference, device, live_network)
         self.clip_length = input_config.clip_length
         self.stride = window_stride(input_config.clip_length, inference.clip_overlap, inference.dense)
         self.tail = inference.tail
@@ -139,13 +154,14 @@ class SaliencyEngine:
         self.precision = inference.precision
         self.batch_size = inference.batch_size
         self.prefetch_frames = inference.prefetch_frames
-        self.channels_last = inference.channels_last
+        self.channels_last = inference.channels_last and inference.backend == "torch"
         self.prepare_on_device = device.type == "cuda"  # frames cross as uint8, converted there
-        if inference.channels_last:
-            model.to(memory_format=torch.channels_last_3d)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # windows share one shape: pick the fastest kernels once
-        self.compiled = torch.compile(model) if inference.compile else None
+        self.openvino = (OpenVinoNetwork(self.model, inference.precision, input_config.clip_length)
+                         if inference.backend == "openvino" else None)
+        self.compiled = (compile_network(self.model, device, live_network)
+                         if inference.compile and self.openvino is None else None)
         # On a CPU, memory is reused across frames and sequences: fresh tensors of a 480p frame's
         # size cost more in page faults than filling them. On a GPU the caching allocator reuses it
         # already, and memory the engine held could not be lent to training between validations.
@@ -191,6 +207,8 @@ class SaliencyEngine:
         prediction.probabilities = None
 
     def _forward(self, clips: torch.Tensor) -> torch.Tensor:
+        if self.openvino is not None:
+            return self.openvino(clips)
         if self.compiled is not None:
             try:
                 return self.compiled(clips)

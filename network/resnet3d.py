@@ -45,6 +45,12 @@ class BasicBlock(nn.Module):
         if stride != 1 or in_channels != planes:
             self.downsample = projection(in_channels, planes, stride, bn_eps)
 
+    @staticmethod
+    def conv_norm_pairs() -> list[tuple[str, str]]:
+        """(convolution, BatchNorm) whose BatchNorm reads that convolution's output only
+        (network/fold_bn.py)."""
+        return [("conv1", "bn1"), ("conv2", "bn2")]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
@@ -82,6 +88,11 @@ class Bottleneck(nn.Module):
         self.downsample = None
         if stride != 1 or in_channels != self.out_channels:
             self.downsample = projection(in_channels, self.out_channels, stride, bn_eps)
+
+    def conv_norm_pairs(self) -> list[tuple[str, str]]:
+        """(convolution, BatchNorm) whose BatchNorm reads that convolution's output only
+        (network/fold_bn.py)."""
+        return [(f"conv{number}", f"bn{number}") for number in range(1, self.num_convs + 1)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -122,6 +133,12 @@ class Encoder3d(nn.Module):
                 in_channels = blocks[-1].out_channels
             setattr(self, f"layer{stage + 1}", nn.Sequential(*blocks))
             self.out_channels.append(in_channels)
+
+    @staticmethod
+    def conv_norm_pairs() -> list[tuple[str, str]]:
+        """(convolution, BatchNorm) whose BatchNorm reads that convolution's output only
+        (network/fold_bn.py): the stem."""
+        return [("conv1", "bn1")]
 
     def forward(self, clip: torch.Tensor):
         x = ((clip * 255 - self.mean) / self.std) / 255  # (N, 3, T, H, W)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from network.exported import dynamic_shapes, example_clip, export_program
 from network.weights import load_model
 from tasks.setup import setup_run
 from utils.config import Task, load_config, validate
@@ -28,24 +29,10 @@ from utils.errors import UserError, report
 from utils.files import atomic_write
 
 logger = logging.getLogger("export")
-MAX_SIDE_BLOCKS = 128  # H and W up to 128 * 32 = 4096 pixels
-
-
-def dynamic_shapes() -> dict:
-    """Batch, height and width dynamic; height and width stay multiples of 32."""
-    height = torch.export.Dim("height_blocks", min=1, max=MAX_SIDE_BLOCKS)
-    width = torch.export.Dim("width_blocks", min=1, max=MAX_SIDE_BLOCKS)
-    batch = torch.export.Dim("batch", min=1, max=64)
-    return {"clip": {0: batch, 3: 32 * height, 4: 32 * width}}
-
-
-def example_clip(clip_length: int) -> torch.Tensor:
-    """Tracing input: batch 2 and 64 x 64 so that no dynamic size specialises to 0 or 1."""
-    return torch.rand(2, 3, clip_length, 64, 64)
 
 
 def export_pt2(model, clip_length: int, path: Path):
-    program = torch.export.export(model, (example_clip(clip_length),), dynamic_shapes=dynamic_shapes())
+    program = export_program(model, clip_length)
     atomic_write(path, lambda tmp: torch.export.save(program, tmp))
     return lambda clip: torch.export.load(path).module()(clip)
 

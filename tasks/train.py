@@ -379,7 +379,7 @@ def prepare(cfg, run, weights_path) -> Training:
     logger.info("%d training sequences, %d clips per epoch, %d iterations per epoch on %d process(es); "
                 "%d test sequences; %.2fM parameters", len(dataset.sequences), len(dataset), len(loader),
                 world_size(), len(training.test_sequences), sum(p.numel() for p in network.parameters()) / 1e6)
-    training.engine = build_engine(cfg, network, run.device)
+    training.engine = build_engine(cfg, network, run.device, live_network=True)  # weights stay as trained
     return training
 
 

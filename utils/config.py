@@ -247,6 +247,10 @@ class InferenceConfig:
     channels_last: bool = False
     # run the network through torch.compile (eager, with a warning, when compiling fails)
     compile: bool = False
+    # BatchNorm folded into the convolution before it (not in validation during training)
+    fold_bn: bool = True
+    # network runtime: torch | openvino (CPU; pip install -r requirements-openvino.txt)
+    backend: Literal["torch", "openvino"] = "torch"
     # frames prepared ahead of the network by a background thread (0 = in the main thread)
     prefetch_frames: int = 16
     # predictions queued for the background writer thread (0 = in the main thread)
