@@ -89,9 +89,8 @@ def network_fingerprint(model: torch.nn.Module, *parts: str) -> str:
         path = getattr(sys.modules.get(name), "__file__", None)
         digest.update(name.encode() + (Path(path).read_bytes() if path else b""))
     for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()[:32]
 
 

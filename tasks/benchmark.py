@@ -306,6 +306,7 @@ def report_variants(cfg, height: int, width: int) -> None:
 
 
 def parse_args(argv=None):
+    from tasks.benchmark_settings import SETTINGS  # it imports this module
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--height", type=int, default=480, help="frame height (window: padded to a multiple of 32)")
@@ -324,6 +325,12 @@ def parse_args(argv=None):
     parser.add_argument("--null-network", action="store_true",
                         help="end to end only, the network replaced by a stand-in that costs nothing: "
                              "the frames/s the host side (decoding, averaging, scoring, writing) delivers")
+    parser.add_argument("--settings", action="store_true",
+                        help="one row per inference setting (fp32/bf16, folded BatchNorm, channels_last, frozen "
+                             "compile, openvino) instead of per precision: tasks/benchmark_settings.py")
+    parser.add_argument("--setting", action="append", choices=list(SETTINGS), metavar="NAME",
+                        help=f"with --settings, only these (repeatable; the first row, fp32-main, always): "
+                             f"{', '.join(SETTINGS)}")
     parser.add_argument("--variants", action="store_true",
                         help="count parameters and FLOPs of every model variant instead of timing")
     parser.add_argument("overrides", nargs="*")
@@ -342,6 +349,10 @@ def main(argv=None) -> int:
             report_variants(cfg, args.height, args.width)
             return 0
         run = setup_run(cfg, Task.BENCHMARK)
+        if args.settings:
+            from tasks.benchmark_settings import compare_settings  # it imports this module
+            compare_settings(cfg, run.device, args, run.results_dir)
+            return 0
         rows = []
         for precision in args.precision or [cfg.inference.precision]:
             rows.append(benchmark(cfg, run.device, args, precision))

@@ -67,3 +67,27 @@ def test_benchmark_rejects_a_precision_outside_the_closed_set(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["-c", str(TINY_CONFIG), "--precision", "fp8"])
     assert "fp8" in capsys.readouterr().err
+
+
+def test_benchmark_settings_rows_compare_each_setting_with_fp32_eager(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    status = benchmark.main(["-c", str(TINY_CONFIG), "--height", "64", "--width", "96", "--settings",
+                             "--setting", "fp32-folded", "--setting", "bf16-folded-cl", "--runs", "1",
+                             "--warmup", "0", "name=bench"])
+    assert status == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [json.loads(line) for line in out if line.startswith("{")]
+    assert [row["setting"] for row in rows] == ["fp32-main", "fp32-folded", "bf16-folded-cl"]
+    reference, folded, fast = rows
+    assert (reference["speedup"], reference["agreement"]) == (1.0, 1.0)
+    assert (folded["precision"], folded["fold_bn"], fast["precision"], fast["channels_last"]) == ("fp32", True, "bf16", True)
+    assert folded["agreement"] >= 0.999 and fast["agreement"] >= 0.99
+    for row in rows:
+        assert row["window"] == [8, 64, 96] and row["s_per_frame"] == pytest.approx(row["ms_per_window"] / 1000 / 5, rel=0.01)
+        assert row["speedup"] == pytest.approx(reference["s_per_frame"] / row["s_per_frame"], abs=0.01)
+        assert row["startup_s"] >= -row["ms_per_window"] / 1000  # a first window may be the fastest
+    assert out[-5:-3] == ["| setting | s/frame | speed-up vs fp32-main | masks equal to fp32-main | start-up |",
+                          "|---|---|---|---|---|"]
+    assert [line.split(" | ")[:3] for line in out[-3:]] == [
+        [f"| {row['setting']}", f"{row['s_per_frame']:.3f}", f"{row['speedup']:.2f}x"] for row in rows]
+    assert json.loads((tmp_path / "results" / "bench" / "benchmark_settings.json").read_text()) == rows

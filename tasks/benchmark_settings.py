@@ -1,0 +1,122 @@
+"""`python -m tasks.benchmark --settings`: every inference setting of the network in one run.
+
+    python -m tasks.benchmark -c run_configs/bmvc_final.yaml --height 240 --width 432 --settings
+        [--setting NAME ...] [--runs 3 --warmup 0] device=cpu
+
+One row per setting of SETTINGS (all, or those --setting names after the first; openvino rows
+only where openvino is installed),
+each on a copy of the same random weights and the same random clip of --height x --width (padded
+to a multiple of 32), printed as one JSON line and, at the end, as a Markdown table; all rows also
+go to results/<name>/benchmark_settings.json:
+
+    s_per_frame       the median window time (after the first window and --warmup more) per new
+                      frame of the config's schedule (clip_length - clip_overlap; 1 when dense)
+    speedup           s_per_frame of the first row (fp32-main, the original's computation) / this
+    agreement         the fraction of pixels whose argmax over the classes (the mask) equals the
+                      first row's, on the random clip (random weights: their masks are close to
+                      ties, so this is a harsh measure)
+    startup_s         engine built (BatchNorm folded, weights cast, torch.compile, OpenVINO
+                      conversion) and the first window computed, less one window's time
+
+The "-main" rows run the network as the engine did before inference.fold_bn existed (no folding,
+weights cast by autocast at every call: the engine's `live_network` path); "cl": channels_last.
+"""
+
+import copy
+import dataclasses
+import importlib.util
+import json
+import logging
+import statistics
+import sys
+import time
+
+import torch
+
+from inference_handlers import build_engine
+from inference_handlers.writers import write_json
+from network import build_model
+from tasks.benchmark import device_name, window_of
+
+logger = logging.getLogger("benchmark")
+
+BASE = {"precision": "fp32", "fold_bn": True, "channels_last": False, "compile": False, "backend": "torch"}
+# name -> (inference.* overrides over BASE, run as the training network is: unchanged weights)
+SETTINGS = {
+    "fp32-main": ({}, True),
+    "bf16-main": ({"precision": "bf16"}, True),
+    "bf16-cl-main": ({"precision": "bf16", "channels_last": True}, True),
+    "fp32-folded": ({}, False),
+    "bf16-folded": ({"precision": "bf16"}, False),
+    "bf16-folded-cl": ({"precision": "bf16", "channels_last": True}, False),
+    "bf16-folded-cl-frozen-compile": ({"precision": "bf16", "channels_last": True, "compile": True}, False),
+    "openvino-fp32": ({"backend": "openvino"}, False),
+    "openvino-bf16": ({"backend": "openvino", "precision": "bf16"}, False),
+}
+
+
+def setting_names(requested) -> list[str]:
+    """The settings asked for (all when none are named), the reference first; openvino rows only
+    where the package is installed."""
+    names = list(SETTINGS) if not requested else [next(iter(SETTINGS)), *requested]
+    if importlib.util.find_spec("openvino") is None:
+        left_out = [name for name in names if SETTINGS[name][0].get("backend") == "openvino"]
+        if left_out:
+            logger.info("left out (openvino is not installed: pip install -r requirements-openvino.txt): %s",
+                        ", ".join(left_out))
+        names = [name for name in names if name not in left_out]
+    return list(dict.fromkeys(names))
+
+
+def measure_setting(cfg, model, device, clip, name: str, runs: int, warmup: int) -> tuple[dict, torch.Tensor]:
+    """One row and the first window's probabilities."""
+    overrides, live = SETTINGS[name]
+    cfg = dataclasses.replace(cfg, inference=dataclasses.replace(cfg.inference, **{**BASE, **overrides}))
+    start = time.perf_counter()
+    engine = build_engine(cfg, model, device, live_network=live)
+    engine.model.eval()
+    probabilities = engine.forward_windows(clip).clone()
+    first_window = time.perf_counter() - start
+    for _ in range(warmup):
+        engine.forward_windows(clip)
+    times = []
+    for _ in range(runs):
+        begin = time.perf_counter()
+        engine.forward_windows(clip)
+        times.append(time.perf_counter() - begin)
+    window = statistics.median(times)
+    new_frames = 1 if cfg.inference.dense else cfg.input.clip_length - cfg.inference.clip_overlap
+    row = {"setting": name, "s_per_frame": round(window / new_frames, 4), "ms_per_window": round(window * 1000, 1),
+           "startup_s": round(first_window - window, 2), **{key: getattr(cfg.inference, key) for key in BASE}}
+    return row, probabilities
+
+
+def compare_settings(cfg, device, args, results_dir) -> list[dict]:
+    """Every requested setting on copies of one random network and one random clip."""
+    torch.manual_seed(cfg.seed)
+    network = build_model(cfg.model).to(device).eval()
+    window = window_of(cfg, args.height, args.width)
+    clip = torch.rand(cfg.inference.batch_size, 3, *window, generator=torch.Generator().manual_seed(0)).to(device)
+    rows, reference = [], None
+    for name in setting_names(args.setting):
+        row, probabilities = measure_setting(cfg, copy.deepcopy(network), device, clip, name, args.runs, args.warmup)
+        labels = probabilities.argmax(dim=1)
+        reference = labels if reference is None else reference
+        row.update(speedup=round(rows[0]["s_per_frame"] / row["s_per_frame"], 2) if rows else 1.0,
+                   agreement=round(float((labels == reference).float().mean()), 5), window=window,
+                   device=str(device), device_name=device_name(device), threads=torch.get_num_threads(),
+                   torch=torch.__version__)
+        rows.append(row)
+        sys.stdout.write(json.dumps(row) + "\n")
+        sys.stdout.flush()
+        write_json(results_dir / "benchmark_settings.json", rows)
+    sys.stdout.write(markdown_table(rows))
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| setting | s/frame | speed-up vs fp32-main | masks equal to fp32-main | start-up |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {row['setting']} | {row['s_per_frame']:.3f} | {row['speedup']:.2f}x | "
+              f"{100 * row['agreement']:.2f} % | {row['startup_s']:.1f} s |" for row in rows]
+    return "\n".join(lines) + "\n"
