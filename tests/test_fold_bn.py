@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from datasets import index_sequences
-from inference_handlers.backends import compile_network, prepare_model
+from inference_handlers.backends import FROZEN_CPU_COMPILE, compile_network, prepare_model
 from network.fold_bn import fold_batchnorm
 from tasks.train import prepare
 from tasks.train import validate as validate_epoch
@@ -103,7 +103,7 @@ def test_only_an_owned_network_on_a_cpu_is_frozen_when_compiled(monkeypatch):
     compile_network(nn.Identity(), CPU, live_network=False)
     compile_network(nn.Identity(), CPU, live_network=True)
     compile_network(nn.Identity(), torch.device("cuda"), live_network=False)
-    assert calls == [{"freezing": True}, None, None]
+    assert calls == [FROZEN_CPU_COMPILE, None, None] and FROZEN_CPU_COMPILE["freezing"] is True
 
 
 def test_validation_during_training_leaves_the_training_network_as_it_was(tmp_path):
