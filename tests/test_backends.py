@@ -95,9 +95,13 @@ def test_openvino_masks_agree_with_torch_and_a_second_run_reads_the_converted_ne
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels: a minute on two cores
-def test_frozen_compile_on_the_cpu_agrees_with_eager(sequence, caplog):
+def test_frozen_compile_on_the_cpu_agrees_with_eager(sequence, caplog, monkeypatch):
+    import torch._inductor.freezing as freezing
+    frozen, freeze = [], freezing.freeze  # compile_fx imports it at compile time
+    monkeypatch.setattr(freezing, "freeze", lambda *args, **kwargs: frozen.append(True) or freeze(*args, **kwargs))
     reference = probabilities(engine(tiny_model()), sequence)
     compiled_engine = engine(tiny_model(), compile=True, precision="bf16", channels_last=True)
     compiled = probabilities(compiled_engine, sequence)
     assert compiled_engine.compiled is not None and "torch.compile failed" not in caplog.text  # no fallback
+    assert frozen  # the weights were frozen into the graph
     assert agreement(compiled, reference) >= AGREEMENT
