@@ -76,6 +76,7 @@ from network import build_model
 from network.cost import count_flops, count_parameters
 from utils.config import Task, choices, load_config, validate
 from utils.errors import UserError, report
+from tasks.benchmark_settings import SETTINGS, compare_settings
 from tasks.setup import setup_run
 from utils.precision import autocast_for
 
@@ -306,7 +307,6 @@ def report_variants(cfg, height: int, width: int) -> None:
 
 
 def parse_args(argv=None):
-    from tasks.benchmark_settings import SETTINGS  # it imports this module
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--height", type=int, default=480, help="frame height (window: padded to a multiple of 32)")
@@ -350,8 +350,8 @@ def main(argv=None) -> int:
             return 0
         run = setup_run(cfg, Task.BENCHMARK)
         if args.settings:
-            from tasks.benchmark_settings import compare_settings  # it imports this module
-            compare_settings(cfg, run.device, args, run.results_dir)
+            compare_settings(cfg, run.device, args, run.results_dir, window_of(cfg, args.height, args.width),
+                             device_name(run.device))
             return 0
         rows = []
         for precision in args.precision or [cfg.inference.precision]:

@@ -36,7 +36,6 @@ import torch
 from inference_handlers import build_engine
 from inference_handlers.writers import write_json
 from network import build_model
-from tasks.benchmark import device_name, window_of
 
 logger = logging.getLogger("benchmark")
 
@@ -87,15 +86,17 @@ def measure_setting(cfg, model, device, clip, name: str, runs: int, warmup: int)
     window = statistics.median(times)
     new_frames = 1 if cfg.inference.dense else cfg.input.clip_length - cfg.inference.clip_overlap
     row = {"setting": name, "s_per_frame": round(window / new_frames, 4), "ms_per_window": round(window * 1000, 1),
-           "startup_s": round(first_window - window, 2), **{key: getattr(cfg.inference, key) for key in BASE}}
+           "startup_s": round(first_window - window, 2), **{key: getattr(cfg.inference, key) for key in BASE},
+           "as_main": live}
+    row["fold_bn"] = row["fold_bn"] and not live  # the live path leaves the network as it is
     return row, probabilities
 
 
-def compare_settings(cfg, device, args, results_dir) -> list[dict]:
-    """Every requested setting on copies of one random network and one random clip."""
+def compare_settings(cfg, device, args, results_dir, window: list[int], device_name: str) -> list[dict]:
+    """Every requested setting on copies of one random network and one random clip of `window`
+    ([clip_length, H, W]); `device_name` goes into every row."""
     torch.manual_seed(cfg.seed)
     network = build_model(cfg.model).to(device).eval()
-    window = window_of(cfg, args.height, args.width)
     clip = torch.rand(cfg.inference.batch_size, 3, *window, generator=torch.Generator().manual_seed(0)).to(device)
     rows, reference = [], None
     for name in setting_names(args.setting):
@@ -104,7 +105,7 @@ def compare_settings(cfg, device, args, results_dir) -> list[dict]:
         reference = labels if reference is None else reference
         row.update(speedup=round(rows[0]["s_per_frame"] / row["s_per_frame"], 2) if rows else 1.0,
                    agreement=round(float((labels == reference).float().mean()), 5), window=window,
-                   device=str(device), device_name=device_name(device), threads=torch.get_num_threads(),
+                   device=str(device), device_name=device_name, threads=torch.get_num_threads(),
                    torch=torch.__version__)
         rows.append(row)
         sys.stdout.write(json.dumps(row) + "\n")

@@ -80,6 +80,7 @@ def test_benchmark_settings_rows_compare_each_setting_with_fp32_eager(tmp_path, 
     assert [row["setting"] for row in rows] == ["fp32-main", "fp32-folded", "bf16-folded-cl"]
     reference, folded, fast = rows
     assert (reference["speedup"], reference["agreement"]) == (1.0, 1.0)
+    assert (reference["fold_bn"], reference["as_main"], folded["as_main"]) == (False, True, False)
     assert (folded["precision"], folded["fold_bn"], fast["precision"], fast["channels_last"]) == ("fp32", True, "bf16", True)
     assert folded["agreement"] >= 0.999 and fast["agreement"] >= 0.99
     for row in rows:
