@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from network.weights import load_model
+from checkpoints.weights import load_model
 from tasks.setup import setup_run
 from utils.config import Task, load_config, validate
 from utils.errors import UserError, report

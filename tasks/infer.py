@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from checkpoints.weights import load_model
 from datasets import index_sequences
 from datasets.video import index_input
 from inference_handlers import build_engine
@@ -19,7 +20,6 @@ from inference_handlers.inference import run_inference
 from inference_handlers.protocols import (format_table, merge_summaries, protocol_for, sequence_csv_rows,
                                           without_records)
 from inference_handlers.writers import write_csv, write_json
-from network.weights import load_model
 from tasks.distributed import gather_objects, is_main_process, shard
 
 logger = logging.getLogger(__name__)

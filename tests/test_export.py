@@ -5,9 +5,9 @@ import onnxruntime
 import pytest
 import torch
 
+from checkpoints.training import save_checkpoint
 from network import build_model
 from tasks import export
-from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 
 from conftest import TINY_CONFIG

@@ -14,14 +14,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from checkpoints.convert import export_original, save_original_checkpoint
+from checkpoints.state_dicts import meta_tensors, strip_prefixes
+from checkpoints.training import save_checkpoint
+from checkpoints.variants import infer_model_shape
+from checkpoints.weights import load_backbone_weights, load_model, load_model_weights, load_weights
 from network.csn import CSN152_DEPTHS
 from network import build_model
-from network.convert_weights import export_original, save_original_checkpoint
-from network.variants import infer_model_shape
-from network.weights import (load_backbone_weights, load_model, load_model_weights, load_weights, meta_tensors,
-                             strip_prefixes)
 from tasks.train import build_network as build_training_network
-from utils.checkpoint import save_checkpoint
 from utils.config import ModelConfig
 from utils.errors import UserError
 from weight_files import (DECODER_WIDTH, DEPTHS, PIXEL_MEAN, REPO_ROOT, WIDTH,
@@ -88,7 +88,7 @@ def test_multi_gpu_original_checkpoint_loads_every_tensor_and_logs_the_prefix(tm
     path = tmp_path / "checkpoint_10000.pth"
     torch.save(original_checkpoint(model_state, multi_gpu=True), path)
     model = tiny_model()
-    with caplog.at_level(logging.INFO, logger="network.weights"):
+    with caplog.at_level(logging.INFO, logger="checkpoints.weights"):
         assert load_model_weights(model, path) == "original"
     assert_state_equals(model.state_dict(), model_state)
     assert "multi-GPU `module.` prefix" in caplog.text
