@@ -177,7 +177,7 @@ def main(argv=None) -> int:
         if not truth:
             raise UserError(f"--gt: no annotated frames found in {gt}")
         summary = evaluate(pred, truth, protocol, args.frames)
-        logger.info("%s", format_table(summary))
+        sys.stdout.write(format_table(summary) + "\n")  # the answer
         out = args.out or (args.pred if args.report else None)
         if out:
             write_json(Path(out) / "metrics.json", without_records(summary))
