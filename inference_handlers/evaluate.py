@@ -250,7 +250,7 @@ def main(argv=None) -> int:
                         selection.reason, examples(left_out))
         summary = evaluate(pred, selection.truth, protocol, args.frames)
         summary["gt_sequences_left_out"] = len(left_out)
-        logger.info("%s", format_table(summary))
+        sys.stdout.write(format_table(summary) + "\n")  # the answer
         out = args.out or (args.pred if args.report else None)
         if out:
             write_json(Path(out) / "metrics.json", without_records(summary))

@@ -33,6 +33,7 @@ except ImportError:  # older numpy 1.x
     from numpy.core import multiarray as _multiarray, numeric as _numeric
 
 CHECKPOINT_FORMAT = "3dcseg-rebuild/1"
+FIRST_CHECKPOINTS = ("last.pth", "best.pth")  # what training writes and --wts usually names, in that order
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default container since PyTorch 1.6; older files are plain pickles
 # The only globals a caffe2 weight pickle may reference: numpy's array reconstruction
 # (numpy 1.x and 2.x module names), OrderedDict, and `_codecs.encode`, which protocol <= 2
@@ -66,6 +67,36 @@ def save_checkpoint(path, *, model_state: dict, epoch: int, iteration: int, conf
 
     atomic_write(path, write)
     logger.info("saved checkpoint %s (epoch %d, iteration %d)", path, epoch, iteration)
+
+
+def checkpoints_in(folder) -> list[Path]:
+    """The checkpoints (*.pth) in `folder`: last.pth and best.pth first, then the others by name;
+    none when it is not a folder."""
+    found = sorted(path for path in Path(folder).glob("*.pth") if path.is_file())
+    first = [path for name in FIRST_CHECKPOINTS for path in found if path.name == name]
+    return first + [path for path in found if path not in first]
+
+
+def checkpoint_names(paths: list[Path], shown: int = 3) -> str:
+    """'last.pth, best.pth, epoch_004.pth and 5 more': the first `shown` file names of `paths`."""
+    names = ", ".join(path.name for path in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def check_weights_file(path, flag: str, hint: str = "") -> None:
+    """A UserError unless `path` (given as `flag`) is a file: for a folder, naming the checkpoint
+    in it that was probably meant; `hint` ("; ...") ends the message of a missing file and of a
+    folder without checkpoints."""
+    path = Path(path)
+    if path.is_file():
+        return
+    if not path.is_dir():
+        raise UserError(f"{flag}: file not found: {path}{hint}")
+    found = checkpoints_in(path)
+    if not found:
+        raise UserError(f"{flag} {path} is a folder, not a checkpoint file, and holds no checkpoint (*.pth){hint}")
+    also = f" (it also holds {checkpoint_names(found[1:])})" if len(found) > 1 else ""
+    raise UserError(f"{flag} {path} is a folder; did you mean {found[0]}?{also}")
 
 
 def read_weight_file(path) -> object:
