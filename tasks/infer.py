@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 # Inference keys that leave the masks, probabilities and scores unchanged: not part of the fingerprint.
+CONSOLE_SEQUENCES = 10  # more sequences than this: the console's table shows the overall row only
 OUTPUT_NEUTRAL = ("batch_size", "prefetch_frames", "write_queue", "overwrite", "report")
 
 
@@ -89,10 +90,9 @@ def report(summary: dict, num_sequences: int, results_dir: Path | None) -> None:
     if summary["score"] is None:
         logger.info("%d sequences predicted, no annotated frames to score%s", num_sequences, where)
         return
-    table = format_table(summary)
-    sys.stdout.write(table + "\n")  # the answer; the log file gets it too
+    sys.stdout.write(format_table(summary, max_sequences=CONSOLE_SEQUENCES) + "\n")  # the answer
     sys.stdout.flush()
-    logger.info("scores:\n%s", table, extra=LOG_FILE_ONLY)
+    logger.info("scores:\n%s", format_table(summary), extra=LOG_FILE_ONLY)
     if results_dir is not None:
         write_json(results_dir / "metrics.json", without_records(summary))
         write_csv(results_dir / "metrics.csv", sequence_csv_rows(summary))

@@ -12,6 +12,7 @@ import pytest
 import main
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from network import build_model
+from tasks.infer import CONSOLE_SEQUENCES, report
 from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 
@@ -126,3 +127,22 @@ def test_missing_wts_after_training_names_the_checkpoints_there(tmp_path, monkey
     line = weights_error(["-c", str(TINY_CONFIG), "--task", "infer", "--wts", "saved_models/tiny/lats.pth",
                           f"data.test_root={data_root}"], capsys)
     assert line == "error: --wts: file not found: saved_models/tiny/lats.pth; saved_models/tiny holds last.pth"
+
+
+def test_the_console_shows_the_overall_row_of_many_sequences_and_the_log_file_every_row(capsys, caplog):
+    """The demo scores 30 sequences: its console table stays short, the log file keeps each row."""
+    names = [f"val_{index:04d}" for index in range(CONSOLE_SEQUENCES + 1)]
+    summary = {"protocol": "davis2016", "frames": "all", "ground_truth": ["Annotations/480p"],
+               "sequences": {name: {"frames": 8, "J": 0.5, "F": 0.25, "J&F": 0.375} for name in names},
+               "metrics": {"J&F": 0.375, "J": 0.5, "F": 0.25}, "score": 0.375, "score_name": "J&F",
+               "num_frames": 8 * len(names), "mean_J": 0.5}
+    caplog.set_level("INFO")
+    report(summary, len(names), None)
+    table = capsys.readouterr().out.splitlines()
+    assert table == [table[0], f"{len(names)} sequences (a row each in the run's log file)",
+                     "overall: J&F 0.3750, J 0.5000, F 0.2500"]
+    logged = next(record.getMessage() for record in caplog.records if record.getMessage().startswith("scores:"))
+    assert all(f"\n{name} " in logged for name in names)
+    summary["sequences"] = dict(list(summary["sequences"].items())[:CONSOLE_SEQUENCES])
+    report(summary, CONSOLE_SEQUENCES, None)
+    assert len(capsys.readouterr().out.splitlines()) == CONSOLE_SEQUENCES + 3  # every row: few sequences
