@@ -21,7 +21,9 @@ COMMAND_LINE_TASKS = (Task.TRAIN, Task.INFER, Task.EVAL)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     usage="%(prog)s -c CONFIG --task {train,infer,eval} [--wts CHECKPOINT] "
+                                           "[--input VIDEO_OR_FOLDER] [--verbose] [section.key=value ...]")
     parser.add_argument("-c", "--config", required=True, help="run config (YAML), e.g. run_configs/demo.yaml")
     task_names = [task.value for task in COMMAND_LINE_TASKS]
     parser.add_argument("--task", choices=task_names,
