@@ -5,13 +5,8 @@ Under torchrun every process joins the process group here (tasks/distributed.py)
 writes the log file and config.yaml, the other ranks log warnings and errors to stderr.
 """
 
-import importlib.metadata
-import importlib.util
 import logging
-import platform
 import random
-import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +19,10 @@ from tasks.distributed import (init_process_group, is_initialized,
 from utils.config import Task, dump_yaml
 from utils.device import select_device
 from utils.files import atomic_write_text, lock_folder, remove_temp_files, unlock_folder
+from utils.versions import environment_versions
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
-CODE_ROOT = Path(__file__).resolve().parents[1]
 
 # `extra=` of a log record for the log file (config.yaml's text, versions, the scores table that
 # stdout shows): the console shows it only under --verbose
@@ -77,41 +72,6 @@ def write_resolved_config(cfg, run_dir: Path) -> None:
     config_text = dump_yaml(cfg)
     atomic_write_text(run_dir / "config.yaml", config_text)
     logging.getLogger(__name__).info("resolved config:\n%s", config_text, extra=LOG_FILE_ONLY)
-
-
-def code_version() -> str:
-    """The git commit of the code, with '(uncommitted changes)' when tracked files differ from it;
-    'no git commit' outside a repository or without git."""
-    def git(*args) -> str:
-        return subprocess.run(["git", "-C", str(CODE_ROOT), *args], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return "no git commit"
-    return f"git commit {commit}" + (" (uncommitted changes)" if changed else "")
-
-
-def torchvision_version() -> str:
-    """torchvision's `__version__` (with its build tag, e.g. +cu130) read from its version.py:
-    importing torchvision costs seconds (its model zoo and torch._dynamo) that a run that does not
-    use them should not pay."""
-    spec = importlib.util.find_spec("torchvision")
-    version_file = Path(spec.origin).with_name("version.py") if spec and spec.origin else None
-    match = re.search(r"^__version__ = '([^']+)'", version_file.read_text(), re.MULTILINE) if (
-        version_file and version_file.is_file()) else None
-    return match[1] if match else importlib.metadata.version("torchvision")
-
-
-def environment_versions() -> str:
-    """Python, torch, torchvision, CUDA / cuDNN (when a GPU is usable) and the code's commit."""
-    parts = [f"Python {platform.python_version()}", f"torch {torch.__version__}",
-             f"torchvision {torchvision_version()}"]
-    if torch.cuda.is_available():
-        parts.append(f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
-                     f"{torch.cuda.get_device_name()}")
-    return ", ".join(parts) + f"; code: {code_version()}"
 
 
 def hold_output_lock(folder: Path, purpose: str) -> list[Path]:
