@@ -17,6 +17,7 @@ Checkpoints written by `python -m checkpoints.convert` hold the model alone ("op
 "scheduler", "scaler", "training" and "config" None); `--wts` reads any of ours through
 `model_entries`. Under torchrun, tasks/train.py gathers every process's RNG states for rank 0 to
 save, and tasks/resume.py hands every process the most advanced checkpoint any of them sees.
+`check_weights_file` turns a `--wts` that names a run folder into a hint at its checkpoints.
 """
 
 import logging
@@ -37,6 +38,8 @@ from utils.files import atomic_write
 
 CHECKPOINT_FORMAT = "3dcseg-rebuild/1"
 LAST_CHECKPOINT = "last.pth"  # in saved_models/<name>/: what a run resumes from
+# what training writes and --wts usually names, in that order (besides the epoch_NNN.pth snapshots)
+FIRST_CHECKPOINTS = (LAST_CHECKPOINT, "best.pth")
 START_OVER = "move it away or set train.resume=false to start over"
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,36 @@ def save_checkpoint(path, *, model_state: dict, epoch: int, iteration: int, conf
 
     atomic_write(path, write)
     logger.info("saved checkpoint %s (epoch %d, iteration %d)", path, epoch, iteration)
+
+
+def checkpoints_in(folder) -> list[Path]:
+    """The checkpoints (*.pth) in `folder`: last.pth and best.pth first, then the others by name;
+    none when it is not a folder."""
+    found = sorted(path for path in Path(folder).glob("*.pth") if path.is_file())
+    first = [path for name in FIRST_CHECKPOINTS for path in found if path.name == name]
+    return first + [path for path in found if path not in first]
+
+
+def checkpoint_names(paths: list[Path], shown: int = 3) -> str:
+    """'last.pth, best.pth, epoch_004.pth and 5 more': the first `shown` file names of `paths`."""
+    names = ", ".join(path.name for path in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def check_weights_file(path, flag: str, hint: str = "") -> None:
+    """A UserError unless `path` (given as `flag`) is a file: for a folder, naming the checkpoint
+    in it that was probably meant; `hint` ("; ...") ends the message of a missing file and of a
+    folder without checkpoints."""
+    path = Path(path)
+    if path.is_file():
+        return
+    if not path.is_dir():
+        raise UserError(f"{flag}: file not found: {path}{hint}")
+    found = checkpoints_in(path)
+    if not found:
+        raise UserError(f"{flag} {path} is a folder, not a checkpoint file, and holds no checkpoint (*.pth){hint}")
+    also = f" (it also holds {checkpoint_names(found[1:])})" if len(found) > 1 else ""
+    raise UserError(f"{flag} {path} is a folder; did you mean {found[0]}?{also}")
 
 
 def read_training_checkpoint(path) -> dict:

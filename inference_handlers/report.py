@@ -23,15 +23,14 @@ import html
 import json
 import logging
 import os
-import sys
+import runpy
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from datasets.io import DataFileError, read_mask, read_rgb
+from datasets.io import DataFileError, read_mask, read_prediction, read_rgb
 from datasets.video import VideoFrames
-from inference_handlers.evaluate import read_prediction
 from inference_handlers.protocols import PROTOCOLS
 from inference_handlers.report_figures import LOW_J, bar_chart, image_uri, thumbnail, time_plots
 from inference_handlers.writers import write_json
@@ -326,11 +325,5 @@ def markdown_table(summary: dict) -> str:
 
 # ---- command line ----
 
-def main(argv=None) -> int:
-    """`python -m inference_handlers.report --runs A B [--out DIR]`: the comparison page (compare.py)."""
-    from inference_handlers.compare import main as compare_main
-    return compare_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the comparison's earlier command: python -m inference_handlers.report --runs A B
+    runpy.run_module("inference_handlers.compare", run_name="__main__", alter_sys=True)

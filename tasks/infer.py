@@ -3,12 +3,13 @@ results/<name>/<input name>/) and `--task eval` (scores only, no files): the sam
 scoring that validation uses during training.
 
 Under torchrun every process predicts its share of the sequences (tasks.distributed.shard);
-rank 0 merges the scores, logs the table and writes the metrics files.
+rank 0 merges the scores, prints the table (stdout) and writes the metrics files.
 """
 
 import dataclasses
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -21,11 +22,13 @@ from inference_handlers.protocols import (format_table, merge_summaries, protoco
                                           without_records)
 from inference_handlers.writers import write_csv, write_json
 from tasks.distributed import gather_objects, is_main_process, shard
+from tasks.setup import LOG_FILE_ONLY
 
 logger = logging.getLogger(__name__)
 
 
 # Inference keys that leave the masks, probabilities and scores unchanged: not part of the fingerprint.
+CONSOLE_SEQUENCES = 10  # more sequences than this: the console's table shows the overall row only
 OUTPUT_NEUTRAL = ("batch_size", "prefetch_frames", "write_queue", "overwrite", "report")
 
 
@@ -81,12 +84,15 @@ def write_run_report(cfg, run, weights_path: str, sequences, summary: dict, inpu
 
 
 def report(summary: dict, num_sequences: int, results_dir: Path | None) -> None:
-    """Log the table; write metrics.json and metrics.csv when there is something to score."""
+    """The table on stdout and in the log file; metrics.json and metrics.csv when there is something
+    to score."""
     where = f"; outputs in {results_dir}" if results_dir is not None else ""
     if summary["score"] is None:
         logger.info("%d sequences predicted, no annotated frames to score%s", num_sequences, where)
         return
-    logger.info("scores:\n%s", format_table(summary))
+    sys.stdout.write(format_table(summary, max_sequences=CONSOLE_SEQUENCES) + "\n")  # the answer
+    sys.stdout.flush()
+    logger.info("scores:\n%s", format_table(summary), extra=LOG_FILE_ONLY)
     if results_dir is not None:
         write_json(results_dir / "metrics.json", without_records(summary))
         write_csv(results_dir / "metrics.csv", sequence_csv_rows(summary))
