@@ -24,13 +24,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from checkpoints.training import Progress, TrainingCheckpointer, rng_states, unfinished_epoch
+from checkpoints.weights import load_backbone_weights, load_model
 from datasets import build_train_dataset, index_sequences
 from inference_handlers import build_engine, merge_summaries, protocol_for
 from inference_handlers.inference import run_inference
 from loss import LOSSES
 from loss.segmentation import clip_iou
-from checkpoints.training import Progress, TrainingCheckpointer, rng_states, unfinished_epoch
-from checkpoints.weights import load_backbone_weights, load_model
 from network import build_model
 from tasks.clip_images import clip_overlay
 from tasks.distributed import (barrier, broadcast_buffers, gather_objects, gather_rows, is_initialized,

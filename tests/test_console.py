@@ -16,7 +16,7 @@ from network import build_model
 from tasks.infer import CONSOLE_SEQUENCES, report
 from utils.config import load_config, to_dict
 
-OUR_PACKAGES = {"main", "tasks", "network", "datasets", "loss", "inference_handlers", "utils"}
+OUR_PACKAGES = {"main", "tasks", "network", "checkpoints", "datasets", "loss", "inference_handlers", "utils"}
 LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (?P<level>[A-Z]+) (?P<logger>[\w.]+): ")
 MAX_CONSOLE_LINES = 15
 

@@ -386,6 +386,18 @@ def test_convert_cli_exits_2_with_one_line_on_a_bad_file(tmp_path):
     assert not (tmp_path / "out.pth").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["checkpoints.convert", "network.convert_weights"])
+def test_convert_cli_runs_under_its_name_and_its_former_name(tmp_path, model_state, module):
+    source, out = tmp_path / "bmvc_final.pth", tmp_path / "ours.pth"
+    torch.save(original_checkpoint(model_state), source)
+    result = subprocess.run([sys.executable, "-m", module, str(source), str(out)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    model = tiny_model()
+    assert load_model_weights(model, out) == "ours"
+    assert_state_equals(model.state_dict(), model_state)
+
 def test_a_2d_resnet_state_dict_is_not_taken_for_an_ircsn_backbone(tmp_path):
     from torchvision.models import resnet18
     path = tmp_path / "resnet18.pth"
