@@ -167,6 +167,7 @@ def test_no_video_at_all_is_a_user_error(tmp_path, tiny_weights, monkeypatch, ca
 
 def test_longest_videos_go_first_to_the_least_loaded_rank():
     assert balanced_shares([5, 3, 3, 2, 2, 1], 2) == [[0, 3, 5], [1, 2, 4]]  # 8 frames each (round robin: 10, 6)
+    assert balanced_shares([1, 1, 2], 2) == [[2], [0, 1]]  # 2 each (in the given order: 3 and 1)
     assert balanced_shares([1, 1, 1], 4) == [[0], [1], [2], []]
 
 
