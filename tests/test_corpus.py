@@ -298,6 +298,25 @@ def test_torchrun_ranks_write_each_video_once_and_the_masks_of_one_process(tmp_p
 
 
 @pytest.mark.slow
+def test_torchrun_ranks_end_with_status_3_after_rank_0_has_written_everything(tmp_path, tiny_weights):
+    """A failed video: every rank ends with 3, but none before rank 0 has written failures.json and
+    the report (torchrun stops the other workers as soon as one ends with a nonzero status)."""
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips/a.mp4", noise_frames(3, 0))
+    (tmp_path / "clips/zero.mp4").write_bytes(b"")
+    (tmp_path / "records").mkdir()
+    launcher = launch(tmp_path, ["--standalone", "--nproc_per_node=2"], infer_args(tiny_weights, "clips"),
+                      tmp_path / "records", tmp_path / "run.out")
+    assert launcher.wait(timeout=600) == 1  # torchrun's status when a worker's is not 0
+    output = (tmp_path / "run.out").read_text()
+    assert "failed (exitcode: 3)" in output and "2 videos: 1 done, 0 skipped (complete), 1 failed" in output
+    assert "1 of 2 videos failed; paths and reasons in results/tiny/clips/failures.json" in output
+    run_folder = tmp_path / "results/tiny/clips"
+    assert json.loads((run_folder / "failures.json").read_text())["failed"] == 1
+    assert "zero.mp4" in (run_folder / "report.html").read_text()
+
+
+@pytest.mark.slow
 def test_benchmark_times_one_corpus_run_against_one_run_per_video(tmp_path, monkeypatch, capsys):
     from tasks import benchmark
     monkeypatch.chdir(tmp_path)
