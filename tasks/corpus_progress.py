@@ -12,7 +12,7 @@ import time
 
 from tqdm import tqdm
 
-from tasks.distributed import shared_store, world_size
+from tasks.distributed import barrier, shared_store, world_size
 
 REFRESH_S = 0.5          # seconds between two sends of a rank's counts (and refreshes of the bar)
 KEY_PREFIX = "3dcseg-corpus/"
@@ -93,6 +93,9 @@ class JobProgress:
         tasks.distributed.TIMEOUT however long the slowest rank's share still takes."""
         self.unsent["finished_ranks"] += 1
         self._send(force=True)
+        if self.store is None:
+            barrier()  # a process group without a store reachable from here: the collective's wait
+            return
         while self._counter("finished_ranks") < world_size():
             time.sleep(REFRESH_S)
             self._show()

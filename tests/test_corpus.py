@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import av
@@ -21,9 +22,11 @@ import torch
 from PIL import Image
 
 import main
+import tasks.corpus_progress
 from datasets.corpus import is_corpus_input, list_corpus
 from inference_handlers.report import RUN_THUMBNAILS
 from network import build_model
+from tasks.corpus_progress import JobProgress
 from tasks.distributed import balanced_shares
 from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
@@ -169,6 +172,31 @@ def test_longest_videos_go_first_to_the_least_loaded_rank():
     assert balanced_shares([5, 3, 3, 2, 2, 1], 2) == [[0, 3, 5], [1, 2, 4]]  # 8 frames each (round robin: 10, 6)
     assert balanced_shares([1, 1, 2], 2) == [[2], [0, 1]]  # 2 each (in the given order: 3 and 1)
     assert balanced_shares([1, 1, 1], 4) == [[0], [1], [2], []]
+
+
+def test_rank_0s_bar_shows_the_videos_and_frames_of_every_rank(monkeypatch):
+    """Two ranks' JobProgress on one store: rank 0's bar counts rank 1's frames and videos; a
+    video's estimated frames count fully once it ends, whatever it decoded or failed."""
+    store = torch.distributed.HashStore()
+    monkeypatch.setattr(tasks.corpus_progress, "shared_store", lambda: store)
+    monkeypatch.setattr(tasks.corpus_progress, "world_size", lambda: 2)
+    with JobProgress(30, 3, 0, show=True) as rank_0, JobProgress(30, 3, 0, show=False) as rank_1:
+        rank_1.start_video(10)
+        rank_1.update(4)
+        rank_1.end_video("done")
+        rank_1.start_video(12)
+        rank_1.update(20)  # more frames than estimated: counted up to the estimate
+        assert rank_1.video_frames == 12
+        rank_1.end_video("failed")
+        rank_0.start_video(8)
+        rank_0.update(3)
+        rank_0.end_video("skipped")
+        waiting = threading.Thread(target=rank_1.wait_for_all_ranks)  # returns once both have said so
+        waiting.start()
+        rank_0.wait_for_all_ranks()
+        waiting.join(timeout=60)
+        assert not waiting.is_alive()
+        assert rank_0.bar.n == 30 and rank_0.bar.postfix == "videos 3/3, 1 failed"
 
 
 # One process ---------------------------------------------------------------------------------------
