@@ -97,11 +97,17 @@ def glob_root(pattern: str) -> Path:
 
 def input_name(spec) -> str:
     """The name of `--input spec`'s run folder (results/<name>/<input name>/): see the module's
-    docstring; refused (UserError) unless it is a plain name."""
+    docstring; refused (UserError) unless it is a plain name, or when the list file does not
+    exist or the glob matches nothing (before the run folder is made)."""
     spec = str(spec)
     if is_list(spec):
-        name = Path(spec[len(LIST_PREFIX):]).stem
+        list_file = Path(spec[len(LIST_PREFIX):])
+        if not list_file.is_file():
+            raise UserError(f"--input {spec}: no such list file: {list_file}")
+        name = list_file.stem
     elif is_glob(spec):
+        if not glob.glob(spec, recursive=True):
+            raise UserError(f"--input {spec}: the pattern matches no file or folder")
         name = glob_root(spec).resolve().name
     else:
         return video.input_name(spec)
@@ -191,11 +197,9 @@ def list_corpus(spec) -> Corpus:
     names no video at all or two entries share a name."""
     spec = str(spec)
     ignored = 0
+    run_name = input_name(spec)
     if is_list(spec):
-        list_file = Path(spec[len(LIST_PREFIX):])
-        if not list_file.is_file():
-            raise UserError(f"--input {spec}: no such list file: {list_file}")
-        paths = list_entries(list_file)
+        paths = list_entries(Path(spec[len(LIST_PREFIX):]))
     elif is_glob(spec):
         paths, ignored = glob_entries(spec)
     else:
@@ -211,7 +215,7 @@ def list_corpus(spec) -> Corpus:
             raise UserError(f"--input {spec}: {owner[name]} and {path} would both be the sequence '{name}'; "
                             f"rename one of them")
         owner[name] = path
-    corpus = Corpus(name=input_name(spec), entries=[], ignored=ignored)
+    corpus = Corpus(name=run_name, entries=[], ignored=ignored)
     for path, name in zip(paths, names):
         problem = entry_problem(path, name)
         if problem is None:

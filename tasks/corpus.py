@@ -51,15 +51,16 @@ LIKELY_COMPLETE_FRAMES = 1  # the length counted for spreading a video whose mar
 VIDEO_FAILURES = (DataFileError, av.FFmpegError, torch.OutOfMemoryError)
 
 
-def shared_listing(input_path: str, results_dir: Path):
+def shared_listing(input_path: str, results_dir: Path, overwrite: bool):
     """(corpus, per-entry cost) listed and estimated by rank 0, the same on every rank; a UserError
-    of the listing is raised on every rank."""
+    of the listing is raised on every rank. Unless `overwrite`, a video whose marker exists costs
+    LIKELY_COMPLETE_FRAMES (its rank checks that it is complete)."""
     listing = None
     if is_main_process():
         try:
             corpus = list_corpus(input_path)
             corpus.entries = estimate_frames(corpus.entries)
-            costs = [LIKELY_COMPLETE_FRAMES if (results_dir / entry.name / COMPLETE_MARKER).is_file()
+            costs = [LIKELY_COMPLETE_FRAMES if not overwrite and (results_dir / entry.name / COMPLETE_MARKER).is_file()
                      else entry.frames for entry in corpus.entries]
             listing = (corpus, costs)
         except UserError as error:
@@ -114,7 +115,7 @@ def infer_corpus(cfg, run, model, weights_path: str, input_path: str, fingerprin
     run.device); return the summary of all ranks (protocols.summarise) with "corpus" (the
     counts) and "failed_videos"."""
     results_dir = run.results_dir
-    corpus, costs = shared_listing(input_path, results_dir)
+    corpus, costs = shared_listing(input_path, results_dir, cfg.inference.overwrite)
     if is_main_process():
         log_plan(corpus, costs)
     engine = build_engine(cfg, model, run.device)

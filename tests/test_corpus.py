@@ -166,6 +166,7 @@ def test_no_video_at_all_is_a_user_error(tmp_path, tiny_weights, monkeypatch, ca
     assert run_in(tmp_path, infer_args(tiny_weights, spec.strip("'")), monkeypatch) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: --input") and message in last
+    assert (tmp_path / "results").exists() == (spec == "empty")  # a list file or a glob: refused at set-up
 
 
 def test_longest_videos_go_first_to_the_least_loaded_rank():
@@ -232,7 +233,8 @@ def test_unreadable_videos_fail_alone_and_the_run_ends_with_status_3(tmp_path, t
     assert re.fullmatch(rf"{clips / 'cut.mp4'} has only (\d+) frames, frame \1 requested", reasons["cut.mp4"])
     assert out[-2].startswith(f"{len(SEQUENCES) + 3} videos: {len(SEQUENCES)} done, 0 skipped (complete), 3 failed; "
                               f"{sum(SEQUENCES.values())} frames predicted in ")
-    assert out[-1] == f"3 of {len(SEQUENCES) + 3} videos failed; paths and reasons in {run_folder.relative_to(tmp_path)}/failures.json"
+    assert out[-1] == (f"3 of {len(SEQUENCES) + 3} videos failed; paths and reasons in "
+                       f"{run_folder.relative_to(tmp_path)}/failures.json")
 
 
 def test_report_lists_every_video_with_its_frames_thumbnails_and_overlay(tmp_path, tiny_weights, corpus, monkeypatch):
@@ -271,7 +273,8 @@ def test_killed_inside_a_marker_write_then_rerun_skips_the_complete_videos_and_e
         ("b", "..complete.json.")]  # killed holding b's marker, its data in the temp file
     assert (run_folder / "a/.complete.json").is_file() and not (run_folder / "b/.complete.json").exists()
     assert run_in(tmp_path, arguments, monkeypatch) == 0
-    assert f"{len(SEQUENCES)} videos: {len(SEQUENCES) - 1} done, 1 skipped (complete), 0 failed" in capsys.readouterr().out
+    summary = f"{len(SEQUENCES)} videos: {len(SEQUENCES) - 1} done, 1 skipped (complete), 0 failed"
+    assert summary in capsys.readouterr().out
     assert not temp_files(run_folder)
     assert masks(run_folder) == masks(folder_run)
     for name in [*SEQUENCES, "failures.json"]:
@@ -288,8 +291,8 @@ def free_port() -> int:
 def launch(cwd: Path, launcher: list[str], arguments: list[str], records: Path, log: Path) -> subprocess.Popen:
     """torchrun LAUNCHER tests/recorded_writes_main.py ARGUMENTS in `cwd` (every write recorded)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", RECORD_WRITES_TO=str(records))
-    command = [sys.executable, "-m", "torch.distributed.run", *launcher, str(REPO_ROOT / "tests/recorded_writes_main.py"),
-               *arguments]
+    command = [sys.executable, "-m", "torch.distributed.run", *launcher,
+               str(REPO_ROOT / "tests/recorded_writes_main.py"), *arguments]
     with open(log, "w") as output:
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
 

@@ -349,22 +349,10 @@ def _validate_data(data: DataConfig, reads_train: bool, reads_test: bool) -> Non
             raise UserError(f"{key}: folder not found: {root} (see docs/data.md)")
 
 
-def _validate_input(input_path: str) -> None:
-    """`--input`: a path that exists, a list file (@list.txt) that exists, or a glob that matches."""
-    if input_path.startswith("@"):
-        if not Path(input_path[1:]).is_file():
-            raise UserError(f"--input {input_path}: no such list file: {input_path[1:]}")
-    elif not Path(input_path).exists():
-        if not glob.has_magic(input_path):
-            raise UserError(f"--input: no such file or folder: {input_path}")
-        if not glob.glob(input_path, recursive=True):
-            raise UserError(f"--input {input_path}: the pattern matches no file or folder")
-
-
 def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
     """Check enums and cross-field rules; check only the paths that `task` reads (with
-    `input_path`, the video, folder, list file (@list.txt) or glob of `--input`, no data root;
-    training reads the test root only when it validates)."""
+    `input_path`, the video or frame folder of `--input`, no data root; a list file (@list.txt) or
+    glob is checked by datasets.corpus; training reads the test root only when it validates)."""
     check_choices(cfg)
     if cfg.input.clip_length < 1:
         raise UserError("input.clip_length must be at least 1")
@@ -396,7 +384,8 @@ def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
     validating = task is Task.TRAIN and cfg.train.validate_every > 0
     _validate_data(cfg.data, reads_train=input_path is None and task is Task.TRAIN,
                    reads_test=input_path is None and (task in (Task.INFER, Task.EVAL) or validating))
-    if input_path is not None:
-        _validate_input(input_path)
+    named_later = input_path is not None and (input_path.startswith("@") or glob.has_magic(input_path))
+    if input_path is not None and not named_later and not Path(input_path).exists():
+        raise UserError(f"--input: no such file or folder: {input_path}")
     if task is Task.TRAIN and cfg.model.backbone_weights and not Path(cfg.model.backbone_weights).is_file():
         raise UserError(f"model.backbone_weights: file not found: {cfg.model.backbone_weights}")
