@@ -38,7 +38,7 @@ from inference_handlers.writers import write_json
 from tasks.corpus_progress import JobProgress, wait_for_rank_0
 from tasks.distributed import (balanced_shares, broadcast_object, gather_objects, is_main_process, rank,
                                shard_by_cost, world_size)
-from tasks.infer import write_run_report
+from tasks.setup import LOG_FILE_ONLY
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -110,10 +110,12 @@ def infer_entry(engine, entry, inference, settings: dict, results_dir: Path, pro
     return outcome
 
 
-def infer_corpus(cfg, run, model, weights_path: str, input_path: str, fingerprint: dict, started: float) -> dict:
+def infer_corpus(cfg, run, model, weights_path: str, input_path: str, fingerprint: dict, started: float,
+                 write_report) -> dict:
     """Predict every video of the corpus `input_path` into run.results_dir with `model` (on
     run.device); return the summary of all ranks (protocols.summarise) with "corpus" (the
-    counts) and "failed_videos"."""
+    counts) and "failed_videos". `write_report`: tasks.infer.write_run_report (passed in, as
+    tasks.infer calls this module)."""
     results_dir = run.results_dir
     corpus, costs = shared_listing(input_path, results_dir, cfg.inference.overwrite)
     if is_main_process():
@@ -143,8 +145,8 @@ def infer_corpus(cfg, run, model, weights_path: str, input_path: str, fingerprin
         write_json(results_dir / FAILURES_NAME, {"input": str(input_path), "videos": total_videos,
                                                  "failed": len(failures), "failures": failures})
         if cfg.inference.report:
-            write_run_report(cfg, run, weights_path, [o["indexed"] for o in kept], summary, input_path,
-                             failures=failures)
+            write_report(cfg, run, weights_path, [o["indexed"] for o in kept], summary, input_path,
+                         failures=failures)
     counts["seconds"] = time.perf_counter() - started
     if is_main_process():
         report_counts(counts, results_dir)
@@ -153,8 +155,8 @@ def infer_corpus(cfg, run, model, weights_path: str, input_path: str, fingerprin
 
 
 def report_counts(counts: dict, results_dir: Path) -> None:
-    """The summary line (INFO and stdout); when videos failed, a last line with their count. The
-    wall time runs from the model's loading to the report written."""
+    """The summary line on stdout and in the log file; when videos failed, a last line with their
+    count. The wall time runs from the model's loading to the report written."""
     if counts["skipped"]:
         logger.info("%d videos were complete in %s and were not predicted again (inference.overwrite=true "
                     "redoes them)", counts["skipped"], results_dir)
@@ -162,10 +164,10 @@ def report_counts(counts: dict, results_dir: Path) -> None:
     lines = [f"{counts['videos']} videos: {counts['done']} done, {counts['skipped']} skipped (complete), "
              f"{counts['failed']} failed; {counts['frames']} frames predicted in {counts['seconds']:.1f} s wall "
              f"time ({rate:.1f} frames/s); outputs in {results_dir}"]
-    logger.info("%s", lines[0])
+    logger.info("%s", lines[0], extra=LOG_FILE_ONLY)
     if counts["failed"]:
         lines.append(f"{counts['failed']} of {counts['videos']} videos failed; paths and reasons in "
                      f"{results_dir / FAILURES_NAME}")
-        logger.warning("%s", lines[1])
-    sys.stdout.write("".join(line + "\n" for line in lines))
+        logger.warning("%s", lines[1], extra=LOG_FILE_ONLY)
+    sys.stdout.write("".join(line + "\n" for line in lines))  # the answer, as tasks.infer's table
     sys.stdout.flush()

@@ -58,7 +58,7 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     if input_path and is_corpus_input(input_path):
         from tasks.corpus import infer_corpus
         return infer_corpus(cfg, run, model, weights_path, input_path, outputs_fingerprint(cfg, weights_path),
-                            started)
+                            started, write_run_report)
     sequences = index_input(input_path) if input_path else index_sequences(cfg.data, "test")
     protocol = protocol_for(cfg.inference.protocol, cfg.data.test)
     results_dir = run.results_dir if write_files else None
