@@ -4,6 +4,12 @@
     python main.py -c run_configs/demo.yaml --task infer --wts saved_models/demo/last.pth
     python main.py -c run_configs/demo.yaml --task infer --wts ... inference.dense=true
     python main.py -c run_configs/demo.yaml --task infer --wts ... --input my_video.mp4   (results/demo/my_video/)
+    python main.py -c run_configs/demo.yaml --task infer --wts ... --input clips/        (results/demo/clips/)
+    python main.py -c run_configs/demo.yaml --task infer --wts ... --input 'clips/*.mp4' (or --input @list.txt)
+
+Exit status: 0 done; 2 a user error (one 'error:' line); 3 an --input of many videos where some
+failed (unreadable, truncated, no frame): the others are done, the failed ones are listed in
+results/<name>/<input name>/failures.json and counted in the last line; 128 + N stopped by signal N.
 """
 
 import argparse
@@ -18,6 +24,7 @@ from utils.files import os_error_text
 logger = logging.getLogger("main")
 
 COMMAND_LINE_TASKS = (Task.TRAIN, Task.INFER, Task.EVAL)
+SOME_VIDEOS_FAILED = 3  # exit status of an --input of many videos of which some failed (tasks/corpus.py)
 
 
 def parse_args(argv=None):
@@ -31,8 +38,10 @@ def parse_args(argv=None):
                              "eval: scores only, no files")
     parser.add_argument("--wts", "-w", help="checkpoint: ours or the original 3DC-Seg format "
                                             "(required for infer/eval; for train, the initial weights of a fresh run)")
-    parser.add_argument("--input", help="infer: a video file (mp4/avi/mov/mkv) or a folder of frames "
-                                        "(jpg/png/bmp) instead of the test set; no ground truth needed")
+    parser.add_argument("--input", help="infer: a video file (mp4/avi/mov/mkv/webm/m4v) or a folder of frames "
+                                        "(jpg/png/bmp) instead of the test set, no ground truth needed; or many: a "
+                                        "folder of videos / frame folders, a quoted glob ('clips/*.mp4') or "
+                                        "@list.txt (one path a line); exit status 3 when some of them failed")
     parser.add_argument("--verbose", action="store_true",
                         help="also show on the console what otherwise goes to the log file only: the resolved "
                              "config, the software versions and the scores table")
@@ -109,7 +118,8 @@ def main(argv=None) -> int:
             if args.task is Task.TRAIN:
                 return run_train(cfg, run, args.wts)
             from tasks.infer import infer
-            infer(cfg, run, args.wts, write_files=args.task is Task.INFER, input_path=args.input)
+            summary = infer(cfg, run, args.wts, write_files=args.task is Task.INFER, input_path=args.input)
+            return SOME_VIDEOS_FAILED if summary.get("failed_videos") else 0
         finally:
             release_output_lock()
             destroy_process_group()
