@@ -24,7 +24,7 @@ import numpy as np
 
 from inference_handlers.writers import write_json
 from network import build_model
-from utils.checkpoint import save_checkpoint
+from checkpoints.training import save_checkpoint
 from utils.config import to_dict
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"

@@ -28,7 +28,7 @@ from inference_handlers.report import RUN_THUMBNAILS
 from network import build_model
 from tasks.corpus_progress import JobProgress
 from tasks.distributed import balanced_shares
-from utils.checkpoint import save_checkpoint
+from checkpoints.training import save_checkpoint
 from utils.config import load_config, to_dict
 from utils.errors import UserError
 
