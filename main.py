@@ -4,6 +4,12 @@
     python main.py -c run_configs/demo.yaml --task infer --wts saved_models/demo/last.pth
     python main.py -c run_configs/demo.yaml --task infer --wts ... inference.dense=true
     python main.py -c run_configs/demo.yaml --task infer --wts ... --input my_video.mp4   (results/demo/my_video/)
+    python main.py -c run_configs/demo.yaml --task infer --wts ... --input clips/        (results/demo/clips/)
+    python main.py -c run_configs/demo.yaml --task infer --wts ... --input 'clips/*.mp4' (or --input @list.txt)
+
+Exit status: 0 done; 2 a user error (one 'error:' line); 3 an --input of many videos where some
+failed (unreadable, truncated, no frame): the others are done, the failed ones are listed in
+results/<name>/<input name>/failures.json and counted in the last line; 128 + N stopped by signal N.
 """
 
 import argparse
@@ -18,19 +24,31 @@ from utils.files import os_error_text
 logger = logging.getLogger("main")
 
 COMMAND_LINE_TASKS = (Task.TRAIN, Task.INFER, Task.EVAL)
+SOME_VIDEOS_FAILED = 3  # exit status of an --input of many videos of which some failed (tasks/corpus.py)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     usage="%(prog)s -c CONFIG --task {train,infer,eval} [--wts CHECKPOINT] "
+                                           "[--input VIDEO_OR_FOLDER] [--verbose] [section.key=value ...]")
     parser.add_argument("-c", "--config", required=True, help="run config (YAML), e.g. run_configs/demo.yaml")
-    parser.add_argument("--task", choices=[task.value for task in COMMAND_LINE_TASKS], default=Task.TRAIN.value,
-                        help="train: fit the model; infer: write masks and scores; eval: scores only, no files")
+    task_names = [task.value for task in COMMAND_LINE_TASKS]
+    parser.add_argument("--task", choices=task_names,
+                        help="required. train: fit the model; infer: write masks and scores; "
+                             "eval: scores only, no files")
     parser.add_argument("--wts", "-w", help="checkpoint: ours or the original 3DC-Seg format "
                                             "(required for infer/eval; for train, the initial weights of a fresh run)")
-    parser.add_argument("--input", help="infer: a video file (mp4/avi/mov/mkv) or a folder of frames "
-                                        "(jpg/png/bmp) instead of the test set; no ground truth needed")
+    parser.add_argument("--input", help="infer: a video file (mp4/avi/mov/mkv/webm/m4v) or a folder of frames "
+                                        "(jpg/png/bmp) instead of the test set, no ground truth needed; or many: a "
+                                        "folder of videos / frame folders, a quoted glob ('clips/*.mp4') or "
+                                        "@list.txt (one path a line); exit status 3 when some of them failed")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show on the console what otherwise goes to the log file only: the resolved "
+                             "config, the software versions and the scores table")
     parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
     args = parser.parse_intermixed_args(argv)
+    if args.task is None:
+        parser.exit(2, f"error: --task is required: one of {', '.join(task_names)}\n")
     args.task = Task(args.task)
     return args
 
@@ -40,11 +58,29 @@ def check_input_argument(task: Task, input_path: str | None) -> None:
         raise UserError(f"--input goes with --task infer (it has no ground truth to {task} with)")
 
 
-def check_weights_argument(task: Task, wts: str | None) -> None:
+def train_command(config_path: str, overrides: list[str]) -> str:
+    """The command that trains the checkpoints of this config (and run name)."""
+    names = [override for override in overrides if override.startswith("name=")]
+    return " ".join(["python main.py -c", config_path, "--task train", *names[-1:]])
+
+
+def check_weights_argument(task: Task, wts: str | None, model_dir: Path, train_first: str) -> None:
+    """--wts names a checkpoint file. For infer / eval, a missing one names the checkpoints in
+    `model_dir` (saved_models/<name>), or while it holds none, says to run `train_first` (the
+    training command) first."""
     if task is not Task.TRAIN and not wts:
         raise UserError(f"--task {task} needs --wts <checkpoint>, e.g. saved_models/<name>/last.pth")
-    if wts and not Path(wts).is_file():
-        raise UserError(f"--wts: file not found: {wts}")
+    if not wts or Path(wts).is_file():
+        return
+    from checkpoints.training import check_weights_file, checkpoint_names, checkpoints_in
+    trained = checkpoints_in(model_dir)
+    if task is Task.TRAIN:
+        hint = ""
+    elif trained:
+        hint = f"; {model_dir} holds {checkpoint_names(trained)}"
+    else:
+        hint = f"; train first: {train_first}"
+    check_weights_file(wts, "--wts", hint)
 
 
 def run_train(cfg, run, wts) -> int:
@@ -72,17 +108,18 @@ def main(argv=None) -> int:
     try:
         from utils.config import load_config, validate
         from tasks.distributed import destroy_process_group
-        from tasks.setup import release_output_lock, setup_run
+        from tasks.setup import SAVED_MODELS, release_output_lock, setup_run
         cfg = load_config(args.config, args.overrides)
         check_input_argument(args.task, args.input)
         validate(cfg, args.task, input_path=args.input)
-        check_weights_argument(args.task, args.wts)
+        check_weights_argument(args.task, args.wts, SAVED_MODELS / cfg.name, train_command(args.config, args.overrides))
         try:
-            run = setup_run(cfg, args.task, args.input)
+            run = setup_run(cfg, args.task, args.input, verbose=args.verbose)
             if args.task is Task.TRAIN:
                 return run_train(cfg, run, args.wts)
             from tasks.infer import infer
-            infer(cfg, run, args.wts, write_files=args.task is Task.INFER, input_path=args.input)
+            summary = infer(cfg, run, args.wts, write_files=args.task is Task.INFER, input_path=args.input)
+            return SOME_VIDEOS_FAILED if summary.get("failed_videos") else 0
         finally:
             release_output_lock()
             destroy_process_group()

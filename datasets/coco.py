@@ -17,6 +17,7 @@ in the sample dict of datasets/clip_dataset.py, with info {"sequence": file stem
 
 import contextlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,11 @@ from datasets.io import DataFileError, check_plain_name, image_size, read_rgb
 from datasets.transforms import (build_train_transform, prepare_training_clip, resize_image,
                                  resize_labels, resized_shape)
 from utils.errors import UserError
+
+
+# pycocotools' decode under numpy 2 (its RLE objects' __array__ lacks numpy 2's `copy` argument):
+# harmless, and nothing a user can change
+PYCOCOTOOLS_NUMPY2_WARNING = r"__array__ implementation doesn't accept a copy keyword"
 
 
 @dataclass(frozen=True)
@@ -116,14 +122,16 @@ def check_size(image: CocoImage, size: tuple[int, int]) -> None:
 def decode_labels(image: CocoImage) -> np.ndarray:
     """uint8 (H, W): annotation k (1-based) painted with id k, later ones on top."""
     labels = np.zeros((image.height, image.width), dtype=np.uint8)
-    for number, segmentation in enumerate(image.segmentations, start=1):
-        if isinstance(segmentation, list):  # polygons
-            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, image.height, image.width))
-        elif isinstance(segmentation["counts"], list):  # uncompressed RLE
-            rle = mask_utils.frPyObjects(segmentation, image.height, image.width)
-        else:  # compressed RLE
-            rle = segmentation
-        labels[mask_utils.decode(rle) > 0] = min(number, 255)
+    with warnings.catch_warnings():  # here only: not thread-safe, but the loader decodes in one thread per process
+        warnings.filterwarnings("ignore", message=PYCOCOTOOLS_NUMPY2_WARNING, category=DeprecationWarning)
+        for number, segmentation in enumerate(image.segmentations, start=1):
+            if isinstance(segmentation, list):  # polygons
+                rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, image.height, image.width))
+            elif isinstance(segmentation["counts"], list):  # uncompressed RLE
+                rle = mask_utils.frPyObjects(segmentation, image.height, image.width)
+            else:  # compressed RLE
+                rle = segmentation
+            labels[mask_utils.decode(rle) > 0] = min(number, 255)
     return labels
 
 

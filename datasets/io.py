@@ -129,3 +129,15 @@ def write_jpeg(path: str | Path, rgb: np.ndarray, quality: int = 95) -> None:
     """Write a uint8 (H, W, 3) RGB array as a JPEG file."""
     image = Image.fromarray(np.asarray(rgb, dtype=np.uint8))
     atomic_write(path, lambda tmp: image.save(tmp, format="JPEG", quality=quality))
+
+
+def read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(labels uint8 0/1, grey uint8 0-255) of a prediction file."""
+    with Image.open(path) as image:
+        if image.mode in ("P", "1"):
+            labels = (np.array(image) != 0).astype(np.uint8)
+            return labels, labels * 255
+        grey = np.array(image.convert("L"))
+    if grey.max() <= 1:
+        return grey, grey * 255
+    return (grey >= 128).astype(np.uint8), grey

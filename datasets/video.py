@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from datasets.io import check_plain_name, natural_key
+from datasets.io import DataFileError, check_plain_name, natural_key
 from datasets.sequence import Frames, Sequence
 from utils.errors import UserError
 
@@ -27,11 +27,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_FRAME_RATE = Fraction(24)  # frames per second of overlay videos made from image folders
 
 
+class TruncatedVideoError(DataFileError, IndexError):
+    """A video that ends before the frame asked for (it decodes fewer frames than it was counted
+    to hold): an IndexError, and a DataFileError naming the file."""
+
+
 class VideoFrames(Frames):
     """Decoded frames of a video file.
 
     Decodes forward from the start and keeps only the last frame it returned, so memory does not
-    grow with the video's length; asking for an earlier frame decodes again from the start.
+    grow with the video's length; asking for an earlier frame decodes again from the start. A
+    video that does not decode raises DataFileError, one that ends early TruncatedVideoError.
     """
 
     def __init__(self, path: Path):
@@ -52,14 +58,17 @@ class VideoFrames(Frames):
     def __getitem__(self, index: int) -> np.ndarray:
         if index == self._last[0]:
             return self._last[1]
-        if self._decoded is None or index < self._next:
-            self._restart()
-        for frame in self._decoded:
-            position, self._next = self._next, self._next + 1
-            if position == index:
-                self._last = (index, frame.to_ndarray(format="rgb24"))
-                return self._last[1]
-        raise IndexError(f"{self.path} has only {self._next} frames, frame {index} requested")
+        try:
+            if self._decoded is None or index < self._next:
+                self._restart()
+            for frame in self._decoded:
+                position, self._next = self._next, self._next + 1
+                if position == index:
+                    self._last = (index, frame.to_ndarray(format="rgb24"))
+                    return self._last[1]
+        except av.FFmpegError as error:
+            raise DataFileError(f"cannot decode {self.path} after frame {self._next}: {error}") from error
+        raise TruncatedVideoError(f"{self.path} has only {self._next} frames, frame {index} requested")
 
     def close(self) -> None:
         if self._container is not None:
@@ -110,11 +119,11 @@ def input_name(path) -> str:
     return check_plain_name(name, path, "the name of --input")
 
 
-def index_video(path) -> VideoSequence:
-    """A video file as a sequence; its frames are counted from the container or by decoding it
-    once (count_frames)."""
+def index_video(path, name: str | None = None) -> VideoSequence:
+    """A video file as a sequence named `name` (default: input_name); its frames are counted from
+    the container or by decoding it once (count_frames)."""
     path = Path(path)
-    name = input_name(path)
+    name = name or input_name(path)
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -131,10 +140,11 @@ def index_video(path) -> VideoSequence:
                          frame_count=count, frame_rate=Fraction(rate))
 
 
-def index_frame_folder(path) -> Sequence:
-    """A folder of frame images as a sequence (natural order of the file names)."""
+def index_frame_folder(path, name: str | None = None) -> Sequence:
+    """A folder of frame images as a sequence named `name` (default: input_name), in natural order
+    of the file names; other files in it (videos too) are not read."""
     path = Path(path)
-    name = input_name(path)
+    name = name or input_name(path)
     frame_paths = tuple(sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
                                 and p.is_file()), key=natural_key))
     if not frame_paths:

@@ -39,13 +39,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from datasets import index_sequences
 from datasets.davis import read_sequence_file
-from datasets.io import read_mask
+from datasets.io import read_mask, read_prediction
 from inference_handlers.protocols import (FRAME_SETS, PROTOCOLS, add_frame, format_table, new_record,
                                           protocol_for, score_frame, scored_indices, sequence_csv_rows,
                                           summarise, without_records)
@@ -147,18 +145,6 @@ def sequence_list(split: str) -> list[str]:
         raise UserError(f"--split: cannot read {split}: {error}") from error
 
 
-def read_prediction(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(labels uint8 0/1, grey uint8 0-255) of a prediction file."""
-    with Image.open(path) as image:
-        if image.mode in ("P", "1"):
-            labels = (np.array(image) != 0).astype(np.uint8)
-            return labels, labels * 255
-        grey = np.array(image.convert("L"))
-    if grey.max() <= 1:
-        return grey, grey * 255
-    return (grey >= 128).astype(np.uint8), grey
-
-
 def find_prediction(folder: Path, names: list[str]) -> Path | None:
     for name in names:
         for suffix in IMAGE_SUFFIXES:
@@ -250,14 +236,14 @@ def main(argv=None) -> int:
                         selection.reason, examples(left_out))
         summary = evaluate(pred, selection.truth, protocol, args.frames)
         summary["gt_sequences_left_out"] = len(left_out)
-        logger.info("%s", format_table(summary))
+        sys.stdout.write(format_table(summary) + "\n")  # the answer
         out = args.out or (args.pred if args.report else None)
         if out:
             write_json(Path(out) / "metrics.json", without_records(summary))
             write_csv(Path(out) / "metrics.csv", sequence_csv_rows(summary))
         if args.report:
             from inference_handlers.report import write_report
-            from tasks.setup import environment_versions
+            from utils.versions import environment_versions
             header = {"source": "python -m inference_handlers.evaluate", "predictions": str(pred.resolve()),
                       "versions": environment_versions()}
             if left_out:

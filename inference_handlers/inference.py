@@ -17,8 +17,9 @@ and does not predict it again, unless `overwrite`. Every file is written atomica
 that exists is whole; the temp files that a killed run's writes left behind are deleted when their
 sequence is predicted again.
 
-An `--input` run (a video or frame folder) is a run folder of its own inside the test set's:
-results/<name>/<input name>/ (input_results_dir), with the same layout.
+An `--input` run (a video, a frame folder, or many of them: datasets/corpus.py) is a run folder
+of its own inside the test set's: results/<name>/<input name>/ (input_results_dir), with the
+same layout.
 """
 
 import contextlib
@@ -29,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from datasets.video import frame_rate_of, input_name
+from datasets.corpus import input_name
+from datasets.video import frame_rate_of
 from inference_handlers.background import consume_in_background, host_workers, ordered_map
 from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
                                           scored_indices, summarise)
@@ -82,28 +84,15 @@ def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: st
     frame order (not for sequences taken from a marker).
     """
     engine.model.eval()
-    writing = results_dir is not None
-    settings = {"fingerprint": fingerprint, "protocol": protocol, "frames": inference.eval_frames,
-                "mask_names": inference.mask_names, "save_probs": inference.save_probs and writing,
-                "overlay": inference.overlay and writing}  # as a marker stores it
-    if writing:
-        clashes = {s.name for s in sequences} & {PROBS_DIR, OVERLAYS_DIR}
-        if clashes and (settings["save_probs"] or settings["overlay"]):
-            raise UserError(f"a sequence is named {', '.join(clashes)}, like an output folder of "
-                            f"inference.save_probs / inference.overlay; rename it or switch those off")
+    settings = output_settings(inference, protocol, fingerprint, results_dir is not None)
+    check_output_names([sequence.name for sequence in sequences], settings)
     records, reused = {}, 0
     total_frames = sum(sequence.num_frames for sequence in sequences)
     with tqdm(total=total_frames, desc="infer", unit="frame", disable=not show_progress) as progress:
         for sequence in sequences:
-            record = None
-            if writing and not inference.overwrite:
-                record = completed_record(results_dir, sequence, settings)
-            if record is None:
-                record = predict_sequence(engine, sequence, results_dir, settings, progress,
-                                          inference.write_queue, frame_hook)
-            else:
-                reused += 1
-                progress.update(sequence.num_frames)
+            record, complete = infer_sequence(engine, sequence, inference, settings, results_dir, progress,
+                                              frame_hook)
+            reused += complete
             records[sequence.name] = record
             if record.get("J"):
                 progress.set_postfix(sequence=sequence.name, J=f"{np.mean(record['J']):.3f}")
@@ -112,6 +101,35 @@ def run_inference(engine, sequences, inference: InferenceConfig, *, protocol: st
                     "(inference.overwrite=true redoes them)", reused, len(sequences), results_dir)
     truth = [ground_truth_source(s) for s in sequences if s.mask_paths]
     return summarise(records, protocol, inference.eval_frames, truth)
+
+
+def output_settings(inference: InferenceConfig, protocol: str, fingerprint: dict | None, writing: bool) -> dict:
+    """What a sequence's outputs depend on, as its COMPLETE_MARKER stores it."""
+    return {"fingerprint": fingerprint, "protocol": protocol, "frames": inference.eval_frames,
+            "mask_names": inference.mask_names, "save_probs": inference.save_probs and writing,
+            "overlay": inference.overlay and writing}
+
+
+def check_output_names(names, settings: dict) -> None:
+    """Refuse sequences named like the output folders of save_probs / overlay when they are written."""
+    clashes = set(names) & {PROBS_DIR, OVERLAYS_DIR}
+    if clashes and (settings["save_probs"] or settings["overlay"]):
+        raise UserError(f"a sequence is named {', '.join(sorted(clashes))}, like an output folder of "
+                        f"inference.save_probs / inference.overlay; rename it or switch those off")
+
+
+def infer_sequence(engine, sequence, inference: InferenceConfig, settings: dict, results_dir: Path | None,
+                   progress, frame_hook=None) -> tuple[dict, bool]:
+    """(record, reused): the record of a complete earlier run with the same `settings`
+    (completed_record; unless inference.overwrite), else of predicting the sequence now;
+    `progress` is updated by the sequence's frames either way."""
+    if results_dir is not None and not inference.overwrite:
+        record = completed_record(results_dir, sequence, settings)
+        if record is not None:
+            progress.update(sequence.num_frames)
+            return record, True
+    return predict_sequence(engine, sequence, results_dir, settings, progress, inference.write_queue,
+                            frame_hook), False
 
 
 def predict_sequence(engine, sequence, results_dir: Path | None, settings: dict, progress,

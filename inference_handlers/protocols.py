@@ -207,8 +207,9 @@ def without_records(summary: dict) -> dict:
     return {key: value for key, value in summary.items() if key != "records"}
 
 
-def format_table(summary: dict) -> str:
-    """The summary as a text table: one row per sequence, then the overall row."""
+def format_table(summary: dict, max_sequences: int | None = None) -> str:
+    """The summary as a text table: one row per sequence, then the overall row; with more than
+    `max_sequences` sequences, one line counting them instead of their rows."""
     lines = [f"protocol {summary['protocol']}, frames: {summary['frames']}, "
              f"ground truth read: {', '.join(summary['ground_truth']) or 'none'}"]
     if not summary["sequences"]:
@@ -217,8 +218,11 @@ def format_table(summary: dict) -> str:
     columns = [key for key in next(iter(summary["sequences"].values())) if key != "frames"]
     width = max(8, *(len(name) for name in summary["sequences"]))
     lines.append(f"{'sequence':<{width}} {'frames':>6} " + " ".join(f"{c:>9}" for c in columns))
-    for name, row in summary["sequences"].items():
-        lines.append(f"{name:<{width}} {row['frames']:>6} " + " ".join(f"{row[c]:>9.4f}" for c in columns))
+    if max_sequences is not None and len(summary["sequences"]) > max_sequences:
+        lines[-1] = f"{len(summary['sequences'])} sequences (a row each in the run's log file)"
+    else:
+        for name, row in summary["sequences"].items():
+            lines.append(f"{name:<{width}} {row['frames']:>6} " + " ".join(f"{row[c]:>9.4f}" for c in columns))
     lines.append("overall: " + ", ".join(f"{key} {value:.4f}" for key, value in summary["metrics"].items()))
     return "\n".join(lines)
 

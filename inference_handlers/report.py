@@ -5,7 +5,8 @@ validation pictures of training.
                                    `python -m inference_handlers.evaluate ... --report`
     results/<name>/per_frame.json  the report's data, written with it: per sequence every frame's
                                    mask name and files (prediction, frame image or video, ground
-                                   truth) and the scored frames' values (J, F; saliency J, MAE, S)
+                                   truth, overlay video) and the scored frames' values (J, F;
+                                   saliency J, MAE, S); the header lists the failed videos
     python -m inference_handlers.report --runs results/a results/b [--out DIR]
                                    DIR/comparison.html (default DIR: results/compare_a_vs_b),
                                    made by compare.py
@@ -13,7 +14,9 @@ validation pictures of training.
 A report shows the header (protocol, frame set, ground truth read, headline score, checkpoint,
 config, versions), per-sequence bars sorted worst first and the per-sequence table, J over time
 per sequence (frames below 0.5 marked), and the worst frames as thumbnails (frame, ground truth,
-prediction); a run without scores (`--input`) shows its masks at regular intervals instead.
+prediction); a run without scores (`--input`) lists instead every sequence (video) with its frame
+count, a link to its overlay video when one was written (inference.overlay=true) and its masks at
+regular intervals, and an --input of many videos the ones that failed, with the reason.
 Every picture is embedded (base64), so a page opens offline and can be mailed; every file is
 written atomically. Numbers carry their exact value in `data-value` (the tests compare them with
 metrics.json).
@@ -23,15 +26,16 @@ import html
 import json
 import logging
 import os
-import sys
+import runpy
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from datasets.io import DataFileError, read_mask, read_rgb
+from datasets.io import DataFileError, read_mask, read_prediction, read_rgb
 from datasets.video import VideoFrames
-from inference_handlers.evaluate import read_prediction
+from inference_handlers.inference import OVERLAYS_DIR
 from inference_handlers.protocols import PROTOCOLS
 from inference_handlers.report_figures import LOW_J, bar_chart, image_uri, thumbnail, time_plots
 from inference_handlers.writers import write_json
@@ -42,7 +46,8 @@ logger = logging.getLogger(__name__)
 
 REPORT_NAME, PER_FRAME_NAME, METRICS_NAME = "report.html", "per_frame.json", "metrics.json"
 WORST_FRAMES = 12       # thumbnails of the lowest-J frames (comparison: the most changed frames)
-MASK_THUMBNAILS = 12    # thumbnails of a run without scores, spread over its frames
+MASK_THUMBNAILS = 12    # thumbnails of a sequence of a run without scores, spread over its frames (at most)
+RUN_THUMBNAILS = 60     # thumbnails of a run without scores in all (at least one per sequence)
 HEADER_LABELS = {"input": "--input", "gt_left_out": "ground truth left out"}  # header keys shown otherwise
 
 
@@ -51,8 +56,8 @@ def _path(path) -> str | None:
 
 
 def inference_frames(sequences, results_dir: Path, mask_names: str, summary: dict) -> dict:
-    """per_frame.json's "sequences" for `--task infer`: every frame's files and the scores kept in
-    the summary's records."""
+    """per_frame.json's "sequences" for `--task infer`: every frame's files, the overlay video (when
+    written) and the scores kept in the summary's records."""
     measures = PROTOCOLS[summary["protocol"]].frame_measures
     table = {}
     for sequence in sequences:
@@ -60,8 +65,9 @@ def inference_frames(sequences, results_dir: Path, mask_names: str, summary: dic
         names = [sequence.output_name(i, mask_names) for i in range(count)]
         video = getattr(sequence, "video_path", None)
         record = summary["records"].get(sequence.name, {"frames": []})
+        overlay = results_dir / OVERLAYS_DIR / f"{sequence.name}.mp4"
         table[sequence.name] = {
-            "frames": names, "video": _path(video),
+            "frames": names, "video": _path(video), "overlay": _path(overlay) if overlay.is_file() else None,
             "image": [None] * count if video else [_path(p) for p in sequence.frame_paths],
             "truth": [_path(sequence.mask_paths.get(i)) for i in range(count)],
             "prediction": [_path(results_dir / sequence.name / f"{name}.png") for name in names],
@@ -130,6 +136,17 @@ def _truth(entry: dict, position: int) -> np.ndarray | None:
     return None if path is None else read_mask(path) != 0
 
 
+def _prediction(entry: dict, name: str) -> np.ndarray | None:
+    """The prediction of frame `name` of a per_frame.json entry; None (with a warning) when its file
+    does not read (e.g. written on another machine's disk by a process of a multi-node run)."""
+    path = Path(entry["prediction"][entry["frames"].index(name)])
+    try:
+        return read_prediction(path)[0]
+    except OSError as error:
+        logger.warning("report: prediction %s not shown: %s", path, error)
+        return None
+
+
 def thumbnails(runs: list[RunData], picks: list[tuple[str, str]], with_truth: bool) -> list[str]:
     """Data URIs of (sequence, frame name) picks: the frame, its ground truth (with_truth), then
     each run's prediction."""
@@ -144,8 +161,11 @@ def thumbnails(runs: list[RunData], picks: list[tuple[str, str]], with_truth: bo
             for name in sorted(names, key=entries[0]["frames"].index):
                 position = entries[0]["frames"].index(name)
                 masks = [_truth(entries[0], position)] if with_truth else []
-                masks += [read_prediction(Path(entry["prediction"][entry["frames"].index(name)]))[0] for entry in entries]
-                uris[sequence, name] = image_uri(thumbnail(source.frame(position), masks))
+                masks += [_prediction(entry, name) for entry in entries]
+                frame = source.frame(position)
+                if frame is None and all(mask is None for mask in masks):
+                    frame = np.full((2, 2, 3), 255, np.uint8)  # nothing to show: a blank panel
+                uris[sequence, name] = image_uri(thumbnail(frame, masks))
         finally:
             source.close()
     return [uris[pick] for pick in picks]
@@ -203,6 +223,8 @@ def header_rows(run: RunData) -> list[list[str]]:
     rows = [[f"<th>{esc(key)}</th>", f"<td>{esc(value)}</td>"] for key, value in fields]
     count = (f"{metrics['num_sequences']} sequences, {metrics['num_frames']} scored frames" if metrics
              else f"{len(run.sequences)} sequences, {sum(len(e['frames']) for e in run.sequences.values())} frames")
+    if header.get("failures"):
+        count += f"; {len(header['failures'])} failed (failures.json)"
     return rows[:3] + [["<th>headline</th>", score], ["<th>size</th>", f"<td>{esc(count)}</td>"]] + rows[3:]
 
 
@@ -263,16 +285,40 @@ def scored_sections(run: RunData, worst: int) -> str:
             f"{figures_html(thumbnails([run], [(s, f) for s, f, _ in picks], True), captions)}")
 
 
+def unscored_sections(run: RunData) -> str:
+    """Every sequence of a run without scores, in a table: its name, frame count, overlay video
+    (a link, when one was written) and masks at regular intervals (frame | prediction): up to
+    MASK_THUMBNAILS per sequence, RUN_THUMBNAILS in all, at least one per sequence."""
+    per_sequence = max(1, min(MASK_THUMBNAILS, RUN_THUMBNAILS // max(1, len(run.sequences))))
+    picks = spread_frames(run, per_sequence * len(run.sequences))
+    uris = dict(zip(picks, thumbnails([run], picks, False)))
+    rows = []
+    for name, entry in run.sequences.items():
+        overlay = entry.get("overlay")
+        link = (f'<a href="{esc(urllib.parse.quote(os.path.relpath(overlay, run.folder)))}">overlay video</a>'
+                if overlay else "")
+        shown = [(frame, uri) for (sequence, frame), uri in uris.items() if sequence == name]
+        rows.append([f"<td>{esc(name)}</td>", f'<td class="num" data-value="{len(entry["frames"])}">'
+                     f'{len(entry["frames"])}</td>', f"<td>{link}</td>",
+                     f"<td>{figures_html([uri for _, uri in shown], [esc(frame) for frame, _ in shown])}</td>"])
+    return ('<p class="note">No annotated frame was scored (no ground truth): the masks are shown at '
+            f"regular intervals.</p><h2>Masks</h2><p>frame | prediction</p>"
+            f"{table(['sequence', 'frames', 'overlay', 'masks'], rows, 'videos')}")
+
+
+def failures_html(failures: list[dict]) -> str:
+    """The videos of an --input run that failed, with the reason."""
+    rows = [[f"<td>{esc(f['path'])}</td>", f"<td>{esc(f['sequence'])}</td>", f"<td>{esc(f['reason'])}</td>"]
+            for f in failures]
+    return f"<h2>Failed ({len(failures)})</h2>{table(['path', 'sequence', 'reason'], rows, 'failures')}"
+
+
 def render_report(run: RunData, worst: int = WORST_FRAMES) -> str:
     """The HTML of one run's report."""
     body = header_html(run, "header")
-    if run.metrics is not None:
-        body += scored_sections(run, worst)
-    else:
-        picks = spread_frames(run, MASK_THUMBNAILS)
-        body += ('<p class="note">No annotated frame was scored (no ground truth): the masks are shown at '
-                 f"regular intervals.</p><h2>Masks</h2><p>frame | prediction</p>"
-                 f"{figures_html(thumbnails([run], picks, False), [f'{esc(s)} / {esc(f)}' for s, f in picks])}")
+    if run.header.get("failures"):
+        body += failures_html(run.header["failures"])
+    body += scored_sections(run, worst) if run.metrics is not None else unscored_sections(run)
     return page(f"Evaluation report: {run.folder.name}", body)
 
 
@@ -326,11 +372,5 @@ def markdown_table(summary: dict) -> str:
 
 # ---- command line ----
 
-def main(argv=None) -> int:
-    """`python -m inference_handlers.report --runs A B [--out DIR]`: the comparison page (compare.py)."""
-    from inference_handlers.compare import main as compare_main
-    return compare_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the comparison's earlier command: python -m inference_handlers.report --runs A B
+    runpy.run_module("inference_handlers.compare", run_name="__main__", alter_sys=True)

@@ -7,13 +7,17 @@ Thumbnails put a frame next to its masks, each tinted and outlined as in the ove
 
 import base64
 import io
+import logging
 import math
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from PIL import Image
+
+# Set before matplotlib's import, which logs at INFO that it built its font cache (on first use)
+logging.getLogger("matplotlib").setLevel(logging.WARNING)
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402 (after its logger's level)
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from inference_handlers.writers import overlay_frame
 

@@ -18,11 +18,11 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from checkpoints.weights import ModelCheckpoint, load_model, read_model_checkpoint
 from datasets.sequence import Sequence
 from datasets.transforms import crop_padding
 from datasets.video import array_sequence, index_input
 from inference_handlers import build_engine
-from network.weights import ModelCheckpoint, load_model, read_model_checkpoint
 from utils.config import Task, apply_overrides, from_dict, load_config, validate
 from utils.device import select_device
 from utils.errors import UserError

@@ -51,7 +51,7 @@ def csn_ip(depths=CSN152_DEPTHS, width: int = CSN152_WIDTH, bn_eps: float = 1e-5
            pixel_mean=(114.7748, 107.7354, 99.4750), pixel_std=(1.0, 1.0, 1.0),
            conv_init: str = "he") -> Encoder3d:
     """ip-CSN (`resnet152_csn_ip`, depths 3,8,36,3). Backbone weights: VMZ's ip-CSN-152 files
-    (e.g. `ipCSN_152_ft_kinetics_from_ig65m`), in any format of network/backbone_formats.py.
+    (e.g. `ipCSN_152_ft_kinetics_from_ig65m`), in any format of checkpoints/backbone_formats.py.
     The stem pads time by 1 like ir-CSN's: the original pads it by 3 for a temporal kernel of 3,
     so an 8-frame clip left its stem with 12 frames and the output had 12 (SPEC §11 item 12)."""
     encoder = Encoder3d(IP_BOTTLENECK, depths, width, CSN_STEM, bn_eps, pixel_mean, pixel_std)

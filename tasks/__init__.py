@@ -7,5 +7,6 @@
     benchmark.py    `python -m tasks.benchmark`: speed and memory of a configuration
     download.py     `python -m tasks.download`: the original's published weights, fetched and checked
 
-These modules use network/, datasets/, loss/ and inference_handlers/; nothing below imports them.
+These modules use network/, checkpoints/, datasets/, loss/ and inference_handlers/; nothing below
+imports them.
 """

@@ -45,6 +45,11 @@ Counts instead the parameters and FLOPs of one clip_length x height x width wind
 every model variant in VARIANTS, each applied over the config's model section, on the meta
 device: seconds on a CPU, nothing computed (network/cost.py). Prints one JSON line per variant
 to stdout and writes them all to results/<name>/variants.json.
+
+    python -m tasks.benchmark -c CONFIG --corpus 20 [--frames 21 --height 480 --width 864]
+
+Times instead one `main.py --input FOLDER` run over 20 generated videos against 20 runs of
+`main.py --input VIDEO`, each a process of its own (tasks/benchmark_corpus.py).
 """
 
 import argparse
@@ -333,10 +338,14 @@ def parse_args(argv=None):
                              f"{', '.join(SETTINGS)}")
     parser.add_argument("--variants", action="store_true",
                         help="count parameters and FLOPs of every model variant instead of timing")
+    parser.add_argument("--corpus", type=int, default=0, metavar="N",
+                        help="time one --input run over N generated videos against N runs of one video each")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
-    if min(args.runs, args.frames, args.height, args.width) < 1 or min(args.warmup, args.end_to_end_runs) < 0:
-        parser.error("--runs, --frames, --height and --width must be >= 1, --warmup and --end-to-end-runs >= 0")
+    if min(args.runs, args.frames, args.height, args.width) < 1 or min(args.warmup, args.end_to_end_runs,
+                                                                           args.corpus) < 0:
+        parser.error("--runs, --frames, --height and --width must be >= 1, --warmup, --end-to-end-runs and "
+                     "--corpus >= 0")
     return args
 
 
@@ -347,6 +356,10 @@ def main(argv=None) -> int:
         validate(cfg, Task.BENCHMARK)
         if args.variants:
             report_variants(cfg, args.height, args.width)
+            return 0
+        if args.corpus:
+            from tasks.benchmark_corpus import report_corpus_benchmark
+            report_corpus_benchmark(cfg, args.config, args.overrides, args)
             return 0
         run = setup_run(cfg, Task.BENCHMARK)
         if args.settings:

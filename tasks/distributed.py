@@ -106,6 +106,32 @@ def shard(items: list) -> list:
     return list(items)[rank()::world_size()]
 
 
+def balanced_shares(costs: list[float], ranks: int) -> list[list[int]]:
+    """The indices of `costs` for each of `ranks` ranks, in increasing order: greedily, the costliest
+    first (the lower index on ties) goes to the least-loaded rank (the lower rank on ties), so that
+    the ranks' totals end close to each other."""
+    loads, shares = [0.0] * ranks, [[] for _ in range(ranks)]
+    for index in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        least = min(range(ranks), key=lambda r: (loads[r], r))
+        loads[least] += costs[index]
+        shares[least].append(index)
+    return [sorted(share) for share in shares]
+
+
+def shard_by_cost(items: list, costs: list[float]) -> list:
+    """This rank's share of `items` when item i costs costs[i] (balanced_shares), in their order."""
+    return [items[index] for index in balanced_shares(costs, world_size())[rank()]]
+
+
+def shared_store():
+    """The process group's key-value store (torch's c10d store, reached by every rank), or None
+    without a process group (or on a torch that does not expose it)."""
+    if not is_initialized():
+        return None
+    get_store = getattr(dist.distributed_c10d, "_get_default_store", None)
+    return get_store() if get_store is not None else None
+
+
 def gather_objects(value) -> list:
     """[value of rank 0, value of rank 1, ...] on every rank (picklable values)."""
     if not is_initialized():

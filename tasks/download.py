@@ -8,8 +8,8 @@
 The files come from the authors' server, as the original README links them (--url fetches from
 another address). A partial download is kept as `<file>.part` and resumed by the next run. The
 file is checked before it gets its final name: the checkpoint must load through the original
-checkpoint's key table into the model of --config (network/weights.py), the backbone through the
-backbone key tables into that model's encoder (network/backbone_formats.py). A file that is
+checkpoint's key table into the model of --config (checkpoints/weights.py), the backbone through the
+backbone key tables into that model's encoder (checkpoints/backbone_formats.py). A file that is
 already there and loads is not downloaded again. At the end the command that uses the file is
 printed on stdout.
 """
@@ -21,8 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from checkpoints.weights import load_backbone_weights, load_model
 from network import build_model
-from network.weights import load_backbone_weights, load_model
 from tasks.setup import setup_logging
 from utils.config import ModelConfig, load_config
 from utils.download import extract_member, fetch

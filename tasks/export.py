@@ -21,23 +21,36 @@ from pathlib import Path
 
 import torch
 
+from checkpoints.training import check_weights_file
+from checkpoints.weights import load_model
 from network.exported import dynamic_shapes, example_clip, export_program
-from network.weights import load_model
 from tasks.setup import setup_run
 from utils.config import Task, load_config, validate
 from utils.errors import UserError, report
 from utils.files import atomic_write
 
 logger = logging.getLogger("export")
+# Packages that torch.onnx.export runs and that log each graph rewrite at INFO (nodes removed,
+# constants folded, initializers merged): kept to their warnings
+ONNX_EXPORTER_LOGGERS = ("onnxscript", "onnx_ir")
+
+
+def save_program(program, tmp_name: str) -> None:
+    """torch.export.save into the file `tmp_name` through a file object (given a path, torch warns
+    that the name does not end in .pt2: the temp name of an atomic write does not)."""
+    with open(tmp_name, "wb") as file:
+        torch.export.save(program, file)
 
 
 def export_pt2(model, clip_length: int, path: Path):
     program = export_program(model, clip_length)
-    atomic_write(path, lambda tmp: torch.export.save(program, tmp))
+    atomic_write(path, lambda tmp: save_program(program, tmp))
     return lambda clip: torch.export.load(path).module()(clip)
 
 
 def export_onnx(model, clip_length: int, path: Path):
+    for name in ONNX_EXPORTER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     program = torch.onnx.export(model, (example_clip(clip_length),), dynamo=True,
                                 dynamic_shapes=dynamic_shapes(), verbose=False)
     atomic_write(path, lambda tmp: program.save(tmp))
@@ -86,16 +99,17 @@ def main(argv=None) -> int:
     parser.add_argument("--check-height", type=int, default=128, help="height of the check clip (multiple of 32)")
     parser.add_argument("--check-width", type=int, default=224, help="width of the check clip (multiple of 32)")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |exported - eager|")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the resolved config and the software versions on the console")
     parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
     args = parser.parse_intermixed_args(argv)
     try:
         if args.check_height % 32 or args.check_width % 32:
             raise UserError("--check-height and --check-width must be multiples of 32")
-        if not Path(args.wts).is_file():
-            raise UserError(f"--wts: file not found: {args.wts}")
+        check_weights_file(args.wts, "--wts")
         cfg = load_config(args.config, [*args.overrides, "device=cpu"])
         validate(cfg, Task.EXPORT)
-        run = setup_run(cfg, Task.EXPORT)
+        run = setup_run(cfg, Task.EXPORT, verbose=args.verbose)
         formats = ("pt2", "onnx") if args.format == "both" else (args.format,)
         results = export(cfg, args.wts, run.results_dir / "export", formats,
                          (args.check_height, args.check_width), args.tolerance)

@@ -1,31 +1,36 @@
 """`--task infer` (masks, metrics.json and metrics.csv under results/<name>/; with --input, under
 results/<name>/<input name>/) and `--task eval` (scores only, no files): the same engine and
-scoring that validation uses during training.
+scoring that validation uses during training. An --input naming many videos (a folder of them, a
+glob, @list.txt: datasets/corpus.py) is run by tasks/corpus.py.
 
 Under torchrun every process predicts its share of the sequences (tasks.distributed.shard);
-rank 0 merges the scores, logs the table and writes the metrics files.
+rank 0 merges the scores, prints the table (stdout) and writes the metrics files.
 """
 
 import dataclasses
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
+from checkpoints.weights import load_model
 from datasets import index_sequences
+from datasets.corpus import is_corpus_input
 from datasets.video import index_input
 from inference_handlers import build_engine
 from inference_handlers.inference import run_inference
 from inference_handlers.protocols import (format_table, merge_summaries, protocol_for, sequence_csv_rows,
                                           without_records)
 from inference_handlers.writers import write_csv, write_json
-from network.weights import load_model
 from tasks.distributed import gather_objects, is_main_process, shard
+from tasks.setup import LOG_FILE_ONLY
 
 logger = logging.getLogger(__name__)
 
 
 # Inference keys that leave the masks, probabilities and scores unchanged: not part of the fingerprint.
+CONSOLE_SEQUENCES = 10  # more sequences than this: the console's table shows the overall row only
 OUTPUT_NEUTRAL = ("batch_size", "prefetch_frames", "write_queue", "overwrite", "report")
 
 
@@ -44,10 +49,16 @@ def outputs_fingerprint(cfg, weights_path: str) -> dict:
 
 
 def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str | None = None) -> dict:
-    """Predict the test sequences (or the video / frame folder `input_path`) with the weights in
-    `weights_path`; return the summary of all processes (protocols.summarise)."""
+    """Predict the test sequences (or the video / frame folder / videos of `input_path`) with the
+    weights in `weights_path`; return the summary of all processes (protocols.summarise; for many
+    videos with the counts of tasks.corpus.infer_corpus)."""
+    started = time.perf_counter()
     model, _ = load_model(cfg.model, weights_path)
     model.to(run.device)
+    if input_path and is_corpus_input(input_path):
+        from tasks.corpus import infer_corpus
+        return infer_corpus(cfg, run, model, weights_path, input_path, outputs_fingerprint(cfg, weights_path),
+                            started, write_run_report)
     sequences = index_input(input_path) if input_path else index_sequences(cfg.data, "test")
     protocol = protocol_for(cfg.inference.protocol, cfg.data.test)
     results_dir = run.results_dir if write_files else None
@@ -63,9 +74,11 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     return summary
 
 
-def write_run_report(cfg, run, weights_path: str, sequences, summary: dict, input_path: str | None = None) -> None:
+def write_run_report(cfg, run, weights_path: str, sequences, summary: dict, input_path: str | None = None,
+                     failures: list[dict] | None = None) -> None:
     """report.html and per_frame.json in the run's results folder (inference_handlers/report.py);
-    the header names the `--input` it was run on, if any."""
+    the header names the `--input` it was run on, if any, and the videos that failed (`failures`,
+    as failures.json lists them)."""
     start = time.perf_counter()
     from inference_handlers.report import inference_frames, write_report
     results_dir = run.results_dir
@@ -75,18 +88,23 @@ def write_run_report(cfg, run, weights_path: str, sequences, summary: dict, inpu
               "config_text": config_file.read_text() if config_file.is_file() else ""}
     if input_path is not None:
         header["input"] = str(input_path)
+    if failures is not None:
+        header["failures"] = failures
     frames = inference_frames(sequences, results_dir, cfg.inference.mask_names, summary)
     path = write_report(results_dir, header, frames, summary)
     logger.info("report written in %.1f s: %s", time.perf_counter() - start, path)
 
 
 def report(summary: dict, num_sequences: int, results_dir: Path | None) -> None:
-    """Log the table; write metrics.json and metrics.csv when there is something to score."""
+    """The table on stdout and in the log file; metrics.json and metrics.csv when there is something
+    to score."""
     where = f"; outputs in {results_dir}" if results_dir is not None else ""
     if summary["score"] is None:
         logger.info("%d sequences predicted, no annotated frames to score%s", num_sequences, where)
         return
-    logger.info("scores:\n%s", format_table(summary))
+    sys.stdout.write(format_table(summary, max_sequences=CONSOLE_SEQUENCES) + "\n")  # the answer
+    sys.stdout.flush()
+    logger.info("scores:\n%s", format_table(summary), extra=LOG_FILE_ONLY)
     if results_dir is not None:
         write_json(results_dir / "metrics.json", without_records(summary))
         write_csv(results_dir / "metrics.csv", sequence_csv_rows(summary))

@@ -5,13 +5,8 @@ Under torchrun every process joins the process group here (tasks/distributed.py)
 writes the log file and config.yaml, the other ranks log warnings and errors to stderr.
 """
 
-import importlib.metadata
-import importlib.util
 import logging
-import platform
 import random
-import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +19,14 @@ from tasks.distributed import (init_process_group, is_initialized,
 from utils.config import Task, dump_yaml
 from utils.device import select_device
 from utils.files import atomic_write_text, lock_folder, remove_temp_files, unlock_folder
+from utils.versions import environment_versions
 
 SAVED_MODELS = Path("saved_models")
 RESULTS = Path("results")
-CODE_ROOT = Path(__file__).resolve().parents[1]
 
+# `extra=` of a log record for the log file (config.yaml's text, versions, the scores table that
+# stdout shows): the console shows it only under --verbose
+LOG_FILE_ONLY = {"log_file_only": True}
 _output_lock = None  # the open lock file of the output folder this process writes into
 
 
@@ -40,14 +38,24 @@ class Run:
     versions: str      # software versions and code commit (environment_versions), logged at set-up
 
 
-def setup_logging(log_file: Path | None = None, level: int = logging.INFO, prefix: str = "") -> None:
-    """`level` logging to stderr and `log_file`, each line after `prefix`; replaces the handlers
-    of an earlier call only."""
+def is_for_the_console(record: logging.LogRecord) -> bool:
+    """False for the records logged with `extra=LOG_FILE_ONLY`."""
+    return not getattr(record, "log_file_only", False)
+
+
+def setup_logging(log_file: Path | None = None, level: int = logging.INFO, prefix: str = "",
+                  verbose: bool = False) -> None:
+    """`level` logging to stderr and `log_file`, each line after `prefix`; the records logged with
+    `extra=LOG_FILE_ONLY` reach the console only when `verbose`. Replaces the handlers of an
+    earlier call only."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "is_3dcseg_handler", False)]:
         root.removeHandler(handler)
         handler.close()
-    handlers = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    if not verbose:
+        console.addFilter(is_for_the_console)
+    handlers = [console]
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
@@ -60,45 +68,10 @@ def setup_logging(log_file: Path | None = None, level: int = logging.INFO, prefi
 
 
 def write_resolved_config(cfg, run_dir: Path) -> None:
-    """Log the resolved config and write it to <run_dir>/config.yaml."""
+    """Write the resolved config to <run_dir>/config.yaml and the log file (LOG_FILE_ONLY)."""
     config_text = dump_yaml(cfg)
     atomic_write_text(run_dir / "config.yaml", config_text)
-    logging.getLogger(__name__).info("resolved config:\n%s", config_text)
-
-
-def code_version() -> str:
-    """The git commit of the code, with '(uncommitted changes)' when tracked files differ from it;
-    'no git commit' outside a repository or without git."""
-    def git(*args) -> str:
-        return subprocess.run(["git", "-C", str(CODE_ROOT), *args], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return "no git commit"
-    return f"git commit {commit}" + (" (uncommitted changes)" if changed else "")
-
-
-def torchvision_version() -> str:
-    """torchvision's `__version__` (with its build tag, e.g. +cu130) read from its version.py:
-    importing torchvision costs seconds (its model zoo and torch._dynamo) that a run that does not
-    use them should not pay."""
-    spec = importlib.util.find_spec("torchvision")
-    version_file = Path(spec.origin).with_name("version.py") if spec and spec.origin else None
-    match = re.search(r"^__version__ = '([^']+)'", version_file.read_text(), re.MULTILINE) if (
-        version_file and version_file.is_file()) else None
-    return match[1] if match else importlib.metadata.version("torchvision")
-
-
-def environment_versions() -> str:
-    """Python, torch, torchvision, CUDA / cuDNN (when a GPU is usable) and the code's commit."""
-    parts = [f"Python {platform.python_version()}", f"torch {torch.__version__}",
-             f"torchvision {torchvision_version()}"]
-    if torch.cuda.is_available():
-        parts.append(f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, "
-                     f"{torch.cuda.get_device_name()}")
-    return ", ".join(parts) + f"; code: {code_version()}"
+    logging.getLogger(__name__).info("resolved config:\n%s", config_text, extra=LOG_FILE_ONLY)
 
 
 def hold_output_lock(folder: Path, purpose: str) -> list[Path]:
@@ -125,11 +98,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup_run(cfg, task: Task, input_path: str | None = None) -> Run:
+def setup_run(cfg, task: Task, input_path: str | None = None, verbose: bool = False) -> Run:
     """Process group (under torchrun), output folder (checked writable, locked against a second
-    process; rank 0 only), logging to the console and to a log file with the versions of the
-    software, seed and device. With `input_path` (`--input`), the results go to a run folder of
-    their own, results/<name>/<input name>/ (inference.input_results_dir)."""
+    process; rank 0 only), logging to the console and to a log file with the resolved config and
+    the versions of the software (on the console too when `verbose`), seed and device. With
+    `input_path` (`--input`), the results go to a run folder of their own,
+    results/<name>/<input name>/ (inference.input_results_dir)."""
     results_dir = RESULTS / cfg.name
     if input_path is not None:
         from inference_handlers.inference import input_results_dir
@@ -140,7 +114,7 @@ def setup_run(cfg, task: Task, input_path: str | None = None) -> Run:
     run_dir = run.model_dir if task is Task.TRAIN else run.results_dir
     if is_main_process():
         removed = hold_output_lock(run_dir, "run" if task is Task.TRAIN else "results")
-        setup_logging(run_dir / f"{task}.log")
+        setup_logging(run_dir / f"{task}.log", verbose=verbose)
         if removed:
             logging.getLogger(__name__).info("removed %d temp file(s) of an earlier run killed while writing: %s",
                                              len(removed), ", ".join(path.name for path in removed))
@@ -152,7 +126,7 @@ def setup_run(cfg, task: Task, input_path: str | None = None) -> Run:
         torch.backends.cudnn.benchmark = True
     processes = f", process 0 of {world_size()} ({torch.distributed.get_backend()})" if is_initialized() else ""
     logging.getLogger(__name__).info("task %s, config '%s', device %s%s", task, cfg.name, run.device, processes)
-    logging.getLogger(__name__).info("versions: %s", run.versions)
+    logging.getLogger(__name__).info("versions: %s", run.versions, extra=LOG_FILE_ONLY)
     if input_path is not None:
         logging.getLogger(__name__).info("--input %s: outputs go to %s/, a run folder of its own (the test set's "
                                          "run stays in %s/)", input_path, run.results_dir, RESULTS / cfg.name)

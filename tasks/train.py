@@ -4,7 +4,7 @@ train() builds the network, optimiser, schedule and data (DistributedDataParalle
 torchrun), resumes from saved_models/<name>/last.pth when it exists, then for every epoch runs
 train_one_epoch() and, every `train.validate_every` epochs, validate() with the engine that
 `--task infer` uses, split across processes. Rank 0 alone logs, writes tensorboard and
-checkpoints:
+checkpoints (their contents: checkpoints/training.py):
 
     last.pth         every epoch, every `train.checkpoint_every` iterations, and on SIGTERM/SIGINT
     best.pth         when the validation score (J&F where the protocol has it, else J) improves
@@ -14,7 +14,6 @@ checkpoints:
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,23 +24,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from checkpoints.training import Progress, TrainingCheckpointer, rng_states, unfinished_epoch
+from checkpoints.weights import load_backbone_weights, load_model
 from datasets import build_train_dataset, index_sequences
 from inference_handlers import build_engine, merge_summaries, protocol_for
 from inference_handlers.inference import run_inference
 from loss import LOSSES
 from loss.segmentation import clip_iou
 from network import build_model
-from network.weights import load_backbone_weights, load_model, load_weights
 from tasks.clip_images import clip_overlay
 from tasks.distributed import (barrier, broadcast_buffers, gather_objects, gather_rows, is_initialized,
-                               is_main_process, parameters_digest, shard, world_size)
-from tasks.resume import (Progress, ResumableSampler, StopSignals, progress_from_state, progress_state,
-                          rank_rng_states, read_resume_checkpoint, restore_rng_states, resume_path, rng_states)
+                               is_main_process, parameters_digest, rank, shard, world_size)
+from tasks.resume import ResumableSampler, StopSignals, read_resume_checkpoint, resume_path
 from tasks.schedule import build_optimizer, build_scheduler
-from utils.checkpoint import save_checkpoint
-from utils.config import to_dict
 from utils.errors import UserError
-from utils.files import atomic_write
 from utils.precision import autocast_for, check_precision, uses_grad_scaler
 from utils.registry import pick
 
@@ -69,6 +65,7 @@ class Training:
     engine: object = None                    # the validation engine (the one `--task infer` uses)
     test_sequences: list = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)  # restored from last.pth on resume
+    checkpointer: TrainingCheckpointer | None = None          # writes and restores all of the above
 
 
 def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.nn.Module:
@@ -95,11 +92,10 @@ def build_network(cfg, device: torch.device, weights_path: str | None) -> torch.
 def warn_if_unfinished(key: str, path, training: dict | None) -> None:
     """A recipe stage should start from a finished previous stage: warn about a checkpoint of a
     run that has epochs left (`training`: the checkpoint's training state)."""
-    progress = training.get("progress", {}) if isinstance(training, dict) else {}
-    if progress.get("finished") is False:
+    epoch = unfinished_epoch(training)
+    if epoch is not None:
         logger.warning("%s %s comes from an unfinished run (stopped in epoch %d): run its command again "
-                       "to finish it first, unless starting from it is what you want", key, path,
-                       progress.get("epoch", 0) + 1)
+                       "to finish it first, unless starting from it is what you want", key, path, epoch)
 
 
 def wrap_for_processes(network: torch.nn.Module, cfg, device: torch.device) -> torch.nn.Module:
@@ -237,7 +233,7 @@ def train_one_epoch(training: Training, cfg, stop: StopSignals) -> tuple[bool, f
         every = cfg.train.checkpoint_every
         if stopped or (every and progress.iteration % every == 0
                        and progress.epoch_batches < training.iterations_per_epoch):
-            save_training_state(training, cfg)
+            save_training_state(training)
         if stopped:
             return True, float(np.mean(losses))
     return False, float(np.mean(losses)) if losses else float("nan")
@@ -281,35 +277,13 @@ def log_validation_pictures(writer, frames, labels: dict, summary: dict, epoch: 
         writer.add_image(tag, image, epoch, dataformats="HWC")
 
 
-def save_training_state(training: Training, cfg, copies=()) -> None:
-    """The checkpoint (rank 0, with every rank's RNG state) as the `copies` (best.pth,
-    epoch_NNN.pth), then as last.pth: a run killed before last.pth is written resumes from the
-    previous one and writes the copies again, so none is lost."""
-    per_rank_rng, progress = gather_objects(rng_states()), training.progress
+def save_training_state(training: Training, copies=()) -> None:
+    """The checkpoint, with every rank's RNG state, written by rank 0 as the `copies` (best.pth,
+    epoch_NNN.pth) and last.pth (checkpoints/training.py)."""
+    rng_per_rank = gather_objects(rng_states())
     if is_main_process():
-        model_dir = training.model_dir
-        first, *others = [*copies, "last.pth"]
-        save_checkpoint(model_dir / first, model_state=training.network.state_dict(),
-                        epoch=progress.epoch, iteration=progress.iteration, config=to_dict(cfg),
-                        optimizer_state=training.optimizer.state_dict(),
-                        scheduler_state=training.scheduler.state_dict(), scaler_state=training.scaler.state_dict(),
-                        training_state={"progress": progress_state(progress), "rng": per_rank_rng})
-        for name in others:
-            atomic_write(model_dir / name, lambda tmp: shutil.copyfile(model_dir / first, tmp))
-            logger.info("saved %s", model_dir / name)
+        training.checkpointer.save(training.progress, rng_per_rank, copies)
     barrier()
-
-
-def restore(training: Training, path) -> Progress:
-    """Load last.pth into the network, optimiser, schedule and scaler; restore the RNG states."""
-    checkpoint = read_resume_checkpoint(path)
-    load_weights(training.network, checkpoint["model"], source=str(path))
-    training.optimizer.load_state_dict(checkpoint["optimizer"])
-    training.scheduler.load_state_dict(checkpoint["scheduler"])
-    if training.scaler.is_enabled() and checkpoint["scaler"]:
-        training.scaler.load_state_dict(checkpoint["scaler"])
-    restore_rng_states(rank_rng_states(checkpoint["training"]["rng"]))
-    return progress_from_state(checkpoint["training"]["progress"], path)
 
 
 def end_epoch(training: Training, cfg, mean_loss: float, start_time: float, stop: StopSignals) -> bool:
@@ -325,7 +299,7 @@ def end_epoch(training: Training, cfg, mean_loss: float, start_time: float, stop
         if summary is None:
             logger.warning("validation of epoch %d stopped by %s; it is done again on resume", epochs_done,
                            stop.received or "a signal to another process")
-            save_training_state(training, cfg)
+            save_training_state(training)
             return False
         if summary["score"] is not None:
             message += f", val {summary['score_name']} {summary['score']:.4f} ({summary['num_sequences']} sequences)"
@@ -338,7 +312,7 @@ def end_epoch(training: Training, cfg, mean_loss: float, start_time: float, stop
     logger.info("%s (%.0f s elapsed)", message, time.time() - start_time)
     progress.epoch_finished = True
     progress.finished = epochs_done == cfg.train.epochs
-    save_training_state(training, cfg, copies)
+    save_training_state(training, copies)
     return True
 
 
@@ -370,8 +344,11 @@ def prepare(cfg, run, weights_path) -> Training:
         clip_grad_norm=cfg.solver.clip_grad_norm,
         writer=SummaryWriter(run.model_dir / "tensorboard") if is_main_process() else None,
         model_dir=run.model_dir, iterations_per_epoch=len(loader), loader=loader, sampler=sampler, dataset=dataset)
+    training.checkpointer = TrainingCheckpointer(run.model_dir, network, optimizer, training.scheduler,
+                                                 training.scaler, cfg)
     if resume_from:
-        progress = training.progress = restore(training, resume_from)
+        progress = training.progress = training.checkpointer.restore(
+            read_resume_checkpoint(resume_from), resume_from, rank(), world_size())
         logger.info("resuming from %s: epoch %d, iteration %d (%d of %d batches of that epoch done%s)",
                     resume_from, progress.epoch + 1, progress.iteration, progress.epoch_batches, len(loader),
                     ", validated" if progress.epoch_finished else "")

@@ -1,4 +1,4 @@
-"""ir-CSN backbone files in the four published formats (network/backbone_formats.py)."""
+"""ir-CSN backbone files in the four published formats (checkpoints/backbone_formats.py)."""
 
 import logging
 import pickle
@@ -10,11 +10,11 @@ import pytest
 import torch
 from torchvision.models.video import resnet as video
 
-from network.backbone_formats import BACKBONE_FORMATS, backbone_key_table
+from checkpoints.backbone_formats import BACKBONE_FORMATS, backbone_key_table
 from network.csn import CSN152_DEPTHS, csn_ip, csn_ir
-from network.weights import (
+from checkpoints.weights import (
     load_backbone_weights, load_model_weights)
-from utils.checkpoint import save_checkpoint
+from checkpoints.training import save_checkpoint
 from utils.errors import UserError
 from weight_files import (MMACTION2_RULES, WIDTH, assert_state_equals, backbone_file_object,
     encoder_weights, expected_encoder_state, renamed, tiny_encoder, tiny_model, write_backbone_file)
@@ -28,7 +28,7 @@ def test_backbone_file_loads_every_tensor(tmp_path, caplog, fmt, protocol):
     weights = encoder_weights()
     path = write_backbone_file(tmp_path / "backbone.bin", fmt, weights, protocol=protocol)
     encoder = tiny_encoder()
-    with caplog.at_level(logging.INFO, logger="network.weights"):
+    with caplog.at_level(logging.INFO, logger="checkpoints.weights"):
         assert load_backbone_weights(encoder, path) == fmt
     assert_state_equals(encoder.state_dict(), expected_encoder_state(fmt, weights))
     assert ("eps 1e-3" in caplog.text) == (fmt != "3dcseg")

@@ -13,7 +13,7 @@ from datasets.davis import index_davis
 from inference_handlers.backends import OPENVINO_REQUIREMENT, network_fingerprint
 from inference_handlers.engine import SaliencyEngine
 from network import build_model
-from utils.checkpoint import save_checkpoint
+from checkpoints.training import save_checkpoint
 from utils.config import InferenceConfig, InputConfig, load_config, to_dict
 from utils.errors import UserError
 

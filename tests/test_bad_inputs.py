@@ -48,8 +48,8 @@ def tiny_weights(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
     root = write_mini_davis(folder / "DAVIS", num_frames=NUM_FRAMES, height=32, width=64)
     with contextlib.chdir(folder):
-        assert main.main(["-c", str(TINY_CONFIG), f"data.train_root={root}", f"data.test_root={root}",
-                          "train.validate_every=0"]) == 0
+        assert main.main(["-c", str(TINY_CONFIG), "--task", "train", f"data.train_root={root}",
+                          f"data.test_root={root}", "train.validate_every=0"]) == 0
     return folder / "saved_models/tiny/last.pth"
 
 
@@ -87,21 +87,21 @@ def tiny_config_file(path, extra: str):
 def test_unknown_config_key_names_the_file_and_the_key(tmp_path, monkeypatch, capsys, data_root):
     monkeypatch.chdir(tmp_path)
     config = tiny_config_file(tmp_path / "run.yaml", "solver:\n  base_lrr: 0.1\n")
-    line = fails_in_process(["-c", str(config), f"data.train_root={data_root}"], capsys)
+    line = fails_in_process(["-c", str(config), "--task", "train", f"data.train_root={data_root}"], capsys)
     assert str(config) in line and "solver.base_lrr" in line and "solver.base_lr" in line
 
 
 def test_value_of_the_wrong_type_names_the_key_and_the_value(tmp_path, monkeypatch, capsys, data_root):
     monkeypatch.chdir(tmp_path)
     config = tiny_config_file(tmp_path / "run.yaml", "train:\n  batch_size: two\n")
-    line = fails_in_process(["-c", str(config), f"data.train_root={data_root}"], capsys)
+    line = fails_in_process(["-c", str(config), "--task", "train", f"data.train_root={data_root}"], capsys)
     assert str(config) in line and "train.batch_size" in line and "'two'" in line
 
 
 def test_missing_base_file_is_named(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "run.yaml").write_text("_BASE_: no_such_base.yaml\nname: x\n")
-    line = fails_in_process(["-c", str(tmp_path / "run.yaml")], capsys)
+    line = fails_in_process(["-c", str(tmp_path / "run.yaml"), "--task", "train"], capsys)
     assert str(tmp_path / "no_such_base.yaml") in line
 
 
@@ -109,7 +109,7 @@ def test_yaml_that_would_run_a_command_is_refused(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path)
     marker = tmp_path / "command_ran"
     (tmp_path / "run.yaml").write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
-    line = fails_in_process(["-c", str(tmp_path / "run.yaml")], capsys)
+    line = fails_in_process(["-c", str(tmp_path / "run.yaml"), "--task", "train"], capsys)
     assert str(tmp_path / "run.yaml") in line and "invalid YAML" in line
     assert not marker.exists()
 
@@ -124,14 +124,14 @@ def test_clip_overlap_not_below_clip_length_names_both_values(tmp_path, monkeypa
 
 def test_missing_data_root_is_named(tmp_path, monkeypatch, capsys, args):
     monkeypatch.chdir(tmp_path)
-    line = fails_in_process(args + ["data.train_root=no/such/DAVIS"], capsys)
+    line = fails_in_process(args + ["--task", "train", "data.train_root=no/such/DAVIS"], capsys)
     assert "data.train_root" in line and "no/such/DAVIS" in line
 
 
 def test_split_file_naming_a_sequence_absent_on_disk(tmp_path, monkeypatch, capsys, args, data_root):
     monkeypatch.chdir(tmp_path)
     (data_root / "ImageSets/2017/train.txt").write_text("bear\nghost\n")
-    line = fails_in_process(args, capsys)
+    line = fails_in_process(args + ["--task", "train"], capsys)
     assert "'ghost'" in line and "ImageSets/2017/train.txt" in line and str(data_root / "JPEGImages/480p/ghost") in line
 
 
@@ -148,7 +148,7 @@ def test_corrupt_jpeg_read_by_a_dataloader_worker_is_named(tmp_path, args, data_
     """The last frame (the index checks the first one): the worker meets it while training."""
     corrupt = data_root / "JPEGImages/480p/bear/00007.jpg"
     corrupt.write_bytes(corrupt.read_bytes()[:3] + b"\x00" * 200)
-    line = fails_in_subprocess(args + ["loader.num_workers=1"], tmp_path)
+    line = fails_in_subprocess(args + ["--task", "train", "loader.num_workers=1"], tmp_path)
     assert line.startswith(f"error: cannot read image {corrupt}")
 
 
@@ -174,7 +174,7 @@ def test_coco_annotation_file_that_is_not_json_is_named(tmp_path, monkeypatch, c
     monkeypatch.chdir(tmp_path)
     annotations = write_coco(tmp_path / "coco") / "annotations/instances_train2017.json"
     annotations.write_text(annotations.read_text()[:200])
-    line = fails_in_process(args + ["data.train=coco", f"data.train_root={tmp_path / 'coco'}",
+    line = fails_in_process(args + ["--task", "train", "data.train=coco", f"data.train_root={tmp_path / 'coco'}",
                                     "data.train_split=train2017"], capsys)
     assert line.startswith(f"error: cannot read COCO annotations {annotations}: ")
 
@@ -184,7 +184,7 @@ def test_coco_image_missing_on_disk_is_named(tmp_path, monkeypatch, capsys, args
     monkeypatch.chdir(tmp_path)
     missing = write_coco(tmp_path / "coco") / "train2017/000000000002.jpg"
     missing.unlink()
-    line = fails_in_process(args + ["data.train=coco", f"data.train_root={tmp_path / 'coco'}",
+    line = fails_in_process(args + ["--task", "train", "data.train=coco", f"data.train_root={tmp_path / 'coco'}",
                                     "data.train_split=train2017"], capsys)
     assert line.startswith(f"error: cannot read image {missing}: ")
 
@@ -197,8 +197,8 @@ def test_youtube_vos_meta_json_broken_or_naming_an_absent_video(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     meta_path = write_youtube_vos(tmp_path / "ytvos") / "train/meta.json"
     meta_path.write_text(meta)
-    line = fails_in_process(args + ["data.train=youtube_vos", f"data.train_root={tmp_path / 'ytvos'}",
-                                    "data.train_split=train"], capsys)
+    line = fails_in_process(args + ["--task", "train", "data.train=youtube_vos",
+                                    f"data.train_root={tmp_path / 'ytvos'}", "data.train_split=train"], capsys)
     assert line.startswith("error: " + expected.format(meta=meta_path))
 
 
@@ -241,7 +241,7 @@ def test_corrupt_last_pth_in_the_run_folder_is_named_with_how_to_start_over(tmp_
     last = tmp_path / "saved_models/tiny/last.pth"
     last.parent.mkdir(parents=True)
     last.write_bytes(tiny_weights.read_bytes()[:500])
-    line = fails_in_process(args, capsys)
+    line = fails_in_process(args + ["--task", "train"], capsys)
     assert line.startswith("error: cannot read saved_models/tiny/last.pth as a PyTorch checkpoint")
     assert line.endswith("move it away or set train.resume=false to start over")
 
@@ -249,7 +249,7 @@ def test_corrupt_last_pth_in_the_run_folder_is_named_with_how_to_start_over(tmp_
 def test_missing_weights_file_is_named(tmp_path, monkeypatch, capsys, args):
     monkeypatch.chdir(tmp_path)
     line = fails_in_process(args + ["--task", "infer", "--wts", "no_such.pth"], capsys)
-    assert line == "error: --wts: file not found: no_such.pth"
+    assert line == f"error: --wts: file not found: no_such.pth; train first: python main.py -c {TINY_CONFIG} --task train"
 
 
 # Videos ------------------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def test_read_only_run_folder_is_named(tmp_path, monkeypatch, capsys, args):
     (tmp_path / "saved_models/tiny").mkdir(parents=True)
     (tmp_path / "saved_models/tiny").chmod(0o500)
     try:
-        line = fails_in_process(args, capsys)
+        line = fails_in_process(args + ["--task", "train"], capsys)
     finally:
         (tmp_path / "saved_models/tiny").chmod(0o700)
     assert line == "error: cannot write the run folder saved_models/tiny: Permission denied"
@@ -344,7 +344,7 @@ def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, m
         return save(payload, target, *save_args, **save_kwargs)
 
     monkeypatch.setattr(torch, "save", save_until_full)
-    line = fails_in_process(args + ["train.epochs=2", "train.checkpoint_every=1"], capsys)
+    line = fails_in_process(args + ["--task", "train", "train.epochs=2", "train.checkpoint_every=1"], capsys)
     monkeypatch.setattr(torch, "save", save)
     assert line == "error: cannot write saved_models/tiny/last.pth: No space left on device"
     assert torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)["iteration"] == 1
@@ -362,7 +362,7 @@ def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_good_checkpoint(tmp_
         return loss * float("nan") if calls["count"] == 3 else loss
 
     monkeypatch.setitem(LOSSES, "ce", loss_nan_at_step_3)
-    line = fails_in_process(args + ["train.epochs=3", "train.checkpoint_every=1"], capsys)
+    line = fails_in_process(args + ["--task", "train", "train.epochs=3", "train.checkpoint_every=1"], capsys)
     assert "training diverged: the loss is nan at iteration 3" in line
     checkpoint = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
     assert checkpoint["iteration"] == 2

@@ -231,7 +231,16 @@ def test_validate_names_the_key_and_its_choices_at_any_depth():
 def test_command_line_tasks_become_task_members_with_their_spelling(capsys):
     for name in ("train", "infer", "eval"):
         assert main.parse_args(["-c", "run.yaml", "--task", name]).task is Task(name)
-    assert main.parse_args(["-c", "run.yaml"]).task is Task.TRAIN
     with pytest.raises(SystemExit):
         main.parse_args(["-c", "run.yaml", "--task", "benchmark"])
     assert "invalid choice: 'benchmark' (choose from 'train', 'infer', 'eval')" in capsys.readouterr().err
+
+
+def test_task_is_required_and_its_absence_is_one_error_line_naming_the_tasks(tmp_path, monkeypatch, capsys):
+    """No default task: a command without --task used to start a training."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_status:
+        main.main(["-c", str(TINY_CONFIG), "name=x"])
+    assert exit_status.value.code == 2
+    assert capsys.readouterr().err == "error: --task is required: one of train, infer, eval\n"
+    assert list(tmp_path.iterdir()) == []  # nothing trained, nothing written

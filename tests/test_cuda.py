@@ -28,7 +28,7 @@ from loss import LOSSES
 from network import build_model
 from tasks.distributed import destroy_process_group, init_process_group
 from network.exported import dynamic_shapes, example_clip
-from tasks.resume import Progress
+from checkpoints.training import Progress
 from tasks.train import Training, build_network, check_step, train_step, wrap_for_processes
 from utils.config import InferenceConfig, InputConfig, load_config
 

@@ -35,12 +35,15 @@ def evaluate(tmp_path, *args):
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_masks_score_as_in_inference(tmp_path, predicted):
+def test_masks_score_as_in_inference(tmp_path, predicted, capsys):
     root, results, _ = predicted
     engine = make_engine("shift_back", clip_length=4, clip_overlap=1)
     expected = run_inference(engine, index_davis(root, "2017/val.txt"), InferenceConfig(), show_progress=False)
     from_tree = evaluate(tmp_path, "--pred", str(results), "--gt", str(root / "Annotations_unsupervised/480p"),
                          "--protocol", "davis2016")
+    table = capsys.readouterr().out.splitlines()  # the answer, on stdout
+    assert table[0].startswith("protocol davis2016") and table[-1] == "overall: " + ", ".join(
+        f"{key} {value:.4f}" for key, value in from_tree["metrics"].items())
     from_dataset = evaluate(tmp_path, "--pred", str(results), "--gt", str(root), "--dataset", "davis",
                             "--split", "2017/val.txt")
     for scores in (from_tree, from_dataset):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import main
+from checkpoints.training import save_checkpoint
 from datasets.io import read_mask, read_rgb
 from inference_handlers.segmenter import Segmenter
 from network import build_model
-from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 
 from conftest import TINY_CONFIG, write_mini_davis

@@ -33,8 +33,8 @@ from PIL import Image
 
 import main
 import tasks.train
+from checkpoints.training import save_checkpoint
 from network import build_model
-from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis

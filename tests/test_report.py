@@ -11,14 +11,15 @@ import pytest
 
 import main
 import tasks.setup
+from checkpoints.training import save_checkpoint
 from datasets.io import read_mask, write_palette_png
 from datasets.sequence import Sequence
 from inference_handlers.compare import format_change
 from inference_handlers.evaluate import main as evaluate_main
 from inference_handlers.inference import run_inference
-from inference_handlers.report import inference_frames, main as compare_main, write_report
+from inference_handlers.compare import main as compare_main
+from inference_handlers.report import inference_frames, write_report
 from network import build_model
-from utils.checkpoint import save_checkpoint
 from utils.config import InferenceConfig, load_config, to_dict
 
 from browser import cell_values, fresh_profile, start_chromium, view

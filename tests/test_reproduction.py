@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 import main
+from checkpoints.convert import export_original
+from checkpoints.training import save_checkpoint
 from network import build_model
-from network.convert_weights import export_original
-from utils.checkpoint import save_checkpoint
 from utils.config import load_config
 
 from conftest import REPO_ROOT

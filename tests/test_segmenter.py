@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from checkpoints.training import save_checkpoint
 from inference_handlers.segmenter import Segmenter
 from network import build_model
-from utils.checkpoint import save_checkpoint
 from utils.config import load_config, to_dict
 from utils.device import select_device
 from utils.errors import UserError

@@ -12,6 +12,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import main
+from checkpoints.training import Progress, save_checkpoint
+from checkpoints.weights import read_model_checkpoint
 from datasets import index_sequences
 from datasets.io import read_rgb
 from inference_handlers import build_engine
@@ -19,11 +21,8 @@ from inference_handlers.report_figures import thumbnail
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
 from tasks.clip_images import clip_overlay
-from tasks.resume import Progress
 from tasks.train import Training, build_network, check_step, train_step, warn_if_unfinished
 from tasks.train import validate as validate_epoch
-from network.weights import read_model_checkpoint
-from utils.checkpoint import save_checkpoint
 from utils.config import Task, load_config, train_sources, validate
 from utils.errors import UserError
 from utils.precision import autocast_for, check_precision

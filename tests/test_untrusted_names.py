@@ -10,13 +10,13 @@ import shutil
 import pytest
 
 import main
+from checkpoints.training import save_checkpoint
 from datasets.coco import index_coco
 from datasets.davis import index_davis
 from datasets.fbms import index_fbms
 from datasets.io import check_plain_name
 from datasets.youtube_vos import index_youtube_vos
 from network import build_model
-from utils.checkpoint import save_checkpoint
 from utils.config import CocoConfig, load_config, to_dict
 from utils.errors import UserError
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import main
+from checkpoints.convert import save_original_checkpoint
+from checkpoints.weights import load_model_weights
 from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_model
 from network.csn import CSN152_DEPTHS
-from network.convert_weights import save_original_checkpoint
-from network.weights import load_model_weights
 from utils.config import ModelConfig
 from utils.errors import UserError
 from weight_files import PIXEL_MEAN, assert_state_equals, random_like

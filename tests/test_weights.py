@@ -14,14 +14,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from checkpoints.convert import export_original, save_original_checkpoint
+from checkpoints.state_dicts import meta_tensors, strip_prefixes
+from checkpoints.training import save_checkpoint
+from checkpoints.variants import infer_model_shape
+from checkpoints.weights import load_backbone_weights, load_model, load_model_weights, load_weights
 from network.csn import CSN152_DEPTHS
 from network import build_model
-from network.convert_weights import export_original, save_original_checkpoint
-from network.variants import infer_model_shape
-from network.weights import (load_backbone_weights, load_model, load_model_weights, load_weights, meta_tensors,
-                             strip_prefixes)
 from tasks.train import build_network as build_training_network
-from utils.checkpoint import save_checkpoint
 from utils.config import ModelConfig
 from utils.errors import UserError
 from weight_files import (DECODER_WIDTH, DEPTHS, PIXEL_MEAN, REPO_ROOT, WIDTH,
@@ -88,7 +88,7 @@ def test_multi_gpu_original_checkpoint_loads_every_tensor_and_logs_the_prefix(tm
     path = tmp_path / "checkpoint_10000.pth"
     torch.save(original_checkpoint(model_state, multi_gpu=True), path)
     model = tiny_model()
-    with caplog.at_level(logging.INFO, logger="network.weights"):
+    with caplog.at_level(logging.INFO, logger="checkpoints.weights"):
         assert load_model_weights(model, path) == "original"
     assert_state_equals(model.state_dict(), model_state)
     assert "multi-GPU `module.` prefix" in caplog.text
@@ -385,6 +385,18 @@ def test_convert_cli_exits_2_with_one_line_on_a_bad_file(tmp_path):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: cannot read")
     assert not (tmp_path / "out.pth").exists()
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["checkpoints.convert", "network.convert_weights"])
+def test_convert_cli_runs_under_its_name_and_its_former_name(tmp_path, model_state, module):
+    source, out = tmp_path / "bmvc_final.pth", tmp_path / "ours.pth"
+    torch.save(original_checkpoint(model_state), source)
+    result = subprocess.run([sys.executable, "-m", module, str(source), str(out)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    model = tiny_model()
+    assert load_model_weights(model, out) == "ours"
+    assert_state_equals(model.state_dict(), model_state)
 
 def test_a_2d_resnet_state_dict_is_not_taken_for_an_ircsn_backbone(tmp_path):
     from torchvision.models import resnet18

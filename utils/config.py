@@ -13,6 +13,7 @@ checks enums (a field's allowed values are its `Literal[...]` type, the one sour
 """
 
 import dataclasses
+import glob
 import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -354,8 +355,8 @@ def _validate_data(data: DataConfig, reads_train: bool, reads_test: bool) -> Non
 
 def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
     """Check enums and cross-field rules; check only the paths that `task` reads (with
-    `input_path`, the video or frame folder of `--input`, no data root; training reads the test
-    root only when it validates)."""
+    `input_path`, the video or frame folder of `--input`, no data root; a list file (@list.txt) or
+    glob is checked by datasets.corpus; training reads the test root only when it validates)."""
     check_choices(cfg)
     if cfg.input.clip_length < 1:
         raise UserError("input.clip_length must be at least 1")
@@ -387,7 +388,8 @@ def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
     validating = task is Task.TRAIN and cfg.train.validate_every > 0
     _validate_data(cfg.data, reads_train=input_path is None and task is Task.TRAIN,
                    reads_test=input_path is None and (task in (Task.INFER, Task.EVAL) or validating))
-    if input_path is not None and not Path(input_path).exists():
+    named_later = input_path is not None and (input_path.startswith("@") or glob.has_magic(input_path))
+    if input_path is not None and not named_later and not Path(input_path).exists():
         raise UserError(f"--input: no such file or folder: {input_path}")
     if task is Task.TRAIN and cfg.model.backbone_weights and not Path(cfg.model.backbone_weights).is_file():
         raise UserError(f"model.backbone_weights: file not found: {cfg.model.backbone_weights}")

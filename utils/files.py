@@ -2,7 +2,8 @@
 
 A write that the operating system refuses (no space left, no permission, a file where a folder
 should be) raises `UserError` naming the file, so the run ends with one `error:` line; the
-temporary file is removed and the file under the final name, if any, is left as it was.
+temporary file is removed and the file under the final name, if any, is left as it was. A written
+file has the mode of any new file of the process: 0o666 less the umask (create_temp_file).
 """
 
 import contextlib
@@ -11,6 +12,7 @@ import fcntl
 import glob
 import logging
 import os
+import secrets
 import socket
 import tempfile
 import time
@@ -19,11 +21,29 @@ from pathlib import Path
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
+TEMP_NAME_ATTEMPTS = 100  # as tempfile.mkstemp: 4 billion names make a collision all but impossible
 
 
 def os_error_text(error: OSError) -> str:
     """The reason of an OSError without its path, e.g. 'No space left on device'."""
     return error.strerror or str(error)
+
+
+def create_temp_file(path: Path) -> str:
+    """Create an empty temp file `.<name>.<8 random hex digits>.tmp` beside `path` and return its
+    name. Its mode is what any new file of this process gets (0o666 less the umask, or a folder's
+    default ACL), so the renamed result has it too: the kernel applies the umask when it creates
+    the file, so nothing reads or changes the process-wide umask (os.umask is a set-and-restore
+    that races with other threads). tempfile.mkstemp would create it 0o600 whatever the umask."""
+    for _ in range(TEMP_NAME_ATTEMPTS):
+        tmp_name = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
+        except FileExistsError:
+            continue
+        return tmp_name
+    raise FileExistsError(errno.EEXIST, f"no free temp file name after {TEMP_NAME_ATTEMPTS} attempts",
+                          str(path.parent))
 
 
 @contextlib.contextmanager
@@ -35,8 +55,7 @@ def atomic_path(path: str | Path):
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(handle)
+        tmp_name = create_temp_file(path)
         yield tmp_name
         os.replace(tmp_name, path)
     except OSError as error:

@@ -1,21 +1,13 @@
-"""Our checkpoint format: a dict written atomically with `torch.save`.
+"""Reading the files a user passes in, safely and once.
 
-    {"format": CHECKPOINT_FORMAT, "model": state_dict, "optimizer": ..., "scheduler": ...,
-     "scaler": ..., "epoch": int, "iteration": int, "config": resolved config as a plain dict,
-     "training": {...}}
-
-`epoch` is the 0-based epoch of the last optimiser step and `iteration` the number of steps done.
-`training` (training checkpoints only) holds what an exact resume needs besides the optimiser:
-the data order position, every RNG state and the best validation score so far (tasks/resume.py).
-
-Every file a user passes in is read here, safely and once (`read_weight_file`): PyTorch files with
-`torch.load(..., weights_only=True)`, memory-mapped when they are zip archives (torch >= 1.6; a
-tensor's bytes are read when first used), and caffe2 weight pickles with an unpickler that builds
-numpy arrays and nothing else.
+`read_weight_file` reads PyTorch files with `torch.load(..., weights_only=True)`, memory-mapped
+when they are zip archives (torch >= 1.6; a tensor's bytes are read when first used), and caffe2
+weight pickles with an unpickler that builds numpy arrays and nothing else. Every failure is one
+UserError line. What the files hold is read elsewhere: our checkpoint format in
+checkpoints/training.py, model weights in every format in checkpoints/weights.py.
 """
 
 import codecs
-import logging
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -24,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from utils.files import atomic_write
 from utils.errors import UserError
 
 try:  # numpy >= 2 (numpy 1.26 also has these names)
@@ -32,7 +23,6 @@ try:  # numpy >= 2 (numpy 1.26 also has these names)
 except ImportError:  # older numpy 1.x
     from numpy.core import multiarray as _multiarray, numeric as _numeric
 
-CHECKPOINT_FORMAT = "3dcseg-rebuild/1"
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default container since PyTorch 1.6; older files are plain pickles
 # The only globals a caffe2 weight pickle may reference: numpy's array reconstruction
 # (numpy 1.x and 2.x module names), OrderedDict, and `_codecs.encode`, which protocol <= 2
@@ -49,23 +39,6 @@ ALLOWED_PICKLE_GLOBALS = {
     ("collections", "OrderedDict"): OrderedDict,
     ("_codecs", "encode"): codecs.encode,
 }
-logger = logging.getLogger(__name__)
-
-
-def save_checkpoint(path, *, model_state: dict, epoch: int, iteration: int, config: dict,
-                    optimizer_state: dict | None = None, scaler_state: dict | None = None,
-                    scheduler_state: dict | None = None, training_state: dict | None = None) -> None:
-    """Write a checkpoint in our format (temp file + rename)."""
-    payload = {"format": CHECKPOINT_FORMAT, "model": model_state, "optimizer": optimizer_state,
-               "scheduler": scheduler_state, "scaler": scaler_state, "epoch": epoch,
-               "iteration": iteration, "config": config, "training": training_state}
-
-    def write(tmp_path):
-        with open(tmp_path, "wb") as file:  # through a file object a full disk raises OSError, not RuntimeError
-            torch.save(payload, file)
-
-    atomic_write(path, write)
-    logger.info("saved checkpoint %s (epoch %d, iteration %d)", path, epoch, iteration)
 
 
 def read_weight_file(path) -> object:
@@ -124,18 +97,3 @@ def read_torch_file(path) -> object:
         first_line = text.splitlines()[0].split(". ")[0] if text else type(error).__name__
         raise UserError(f"cannot read {path} as a PyTorch checkpoint "
                         f"(truncated, or not a checkpoint?): {first_line}") from error
-
-
-def read_training_checkpoint(path) -> dict:
-    """The checkpoint a run resumes from, written by training in our format, with its optimiser and
-    training state; every failure names the file and how to start over instead."""
-    start_over = "move it away or set train.resume=false to start over"
-    try:
-        checkpoint = read_torch_file(path)
-    except UserError as error:
-        raise UserError(f"{error}; {start_over}") from error
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a training checkpoint in our format ({CHECKPOINT_FORMAT}); {start_over}")
-    if not isinstance(checkpoint.get("training"), dict) or checkpoint.get("optimizer") is None:
-        raise UserError(f"{path} holds no training state (written by an export or conversion?); {start_over}")
-    return checkpoint

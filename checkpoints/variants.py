@@ -14,12 +14,12 @@ import re
 
 import torch
 
+from checkpoints.state_dicts import listing
 from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_model
 from utils.config import ModelConfig
 from utils.errors import UserError
 
 ENCODER_BLOCK = re.compile(r"encoder\.layer([1-4])\.(\d+)\.conv1\.weight")
-LISTED_NAMES = 5
 # The parts that tell the variants apart: (config key, table, state-dict prefix, what it is).
 VARIANT_PARTS = (
     ("backbone", BACKBONES, "encoder.layer4.0.", "encoder blocks"),
@@ -28,13 +28,6 @@ VARIANT_PARTS = (
 )
 # Small enough to build instantly, large enough for every block's GroupNorm (on the meta device).
 PROBE_SHAPE = {"depths": [1, 1, 1, 1], "width": 32, "decoder_width": 128, "num_classes": 2}
-
-
-def listing(names, limit: int = LISTED_NAMES) -> str:
-    """The first `limit` names, comma-separated, and how many more there are."""
-    names = list(names)
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown}, ... (+{len(names) - limit} more)"
 
 
 def layout(state: dict, prefix: str) -> dict:

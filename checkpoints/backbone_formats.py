@@ -8,7 +8,7 @@ Format names (what `detect_backbone_format` reports):
 
 * ``3dcseg``: the bare state dict that 3DC-Seg ships, `irCSN_152_ft_kinetics_from_ig65m_f126851907.pth`
   (SPEC §5.3): 932 tensors named like our encoder, plus the Kinetics head `fc.weight`/`fc.bias`.
-  `python -m network.convert_weights` writes the same layout without the head.
+  `python -m checkpoints.convert` writes the same layout without the head.
 * ``vmz_caffe2``: a VMZ caffe2 model-zoo pickle `{"blobs": {name: numpy array}}` (SPEC §5.4,
   FORMATS §6.2). Blocks are numbered globally over all stages (stage starts 0, 3, 11, 47 for
   CSN-152). ir: the depthwise conv is `conv_3`, not `conv_2` (VMZ numbering); ip: `conv_1`,
@@ -37,7 +37,7 @@ then set to 0 (it only matters for BatchNorm with momentum=None, which we do not
 BatchNorm epsilon is not stored in any of these files: the caffe2, VMZ and mmaction2 weights were
 trained with eps 1e-3, while 3DC-Seg runs them with 1e-5 (config `model.bn_eps`).
 
-Files are read by `utils.checkpoint.read_weight_file` (caffe2 pickles with an unpickler that only
+Files are read by `checkpoints.files.read_weight_file` (caffe2 pickles with an unpickler that only
 builds numpy arrays).
 """
 

@@ -1,8 +1,10 @@
-"""Loading weights into the 3DC-Seg network: `--wts` (`load_model`) and backbone files.
+"""Model weights in every format, read into the 3DC-Seg network: `--wts` (`load_model`) and
+backbone files (`load_backbone_weights`).
 
 Full-model checkpoints come in two formats, told apart by `parse_model_checkpoint`:
 
-* ours (`utils/checkpoint.py`): {"format": CHECKPOINT_FORMAT, "model": state dict, "config": ...};
+* ours, read through checkpoints/training.py (`model_entries`), which owns its layout:
+  {"format": CHECKPOINT_FORMAT, "model": state dict, "config": ..., ...};
 * the original 3DC-Seg training checkpoint (SPEC §5.1-5.2), e.g. the released `bmvc_final.pth`:
   {"epoch", "iter", "model", "optimizer"}, every key prefixed with `module.` when it was trained
   on several GPUs.
@@ -14,18 +16,19 @@ rest of the original state dict is ignored by name (`ORIGINAL_IGNORED`): the `en
 aliases of the backbone, where `encoder.resnet.bn1` is a stale copy after apex SyncBN conversion
 (the forward pass uses `encoder.bn1`, SPEC §13 item 4); the unused Kinetics classifier
 `encoder.resnet.fc`; the mask-guidance stem `encoder.conv1_p`; and the discarded heads
-`decoders.0.pred3`-`pred5`. `network.convert_weights` writes all of these back.
+`decoders.0.pred3`-`pred5`. `checkpoints.convert` writes all of these back.
 
 `load_model(model_config, path)`, the `--wts` path: the file is read once (`read_weight_file`,
 memory-mapped), the network is built on the meta device (no random initialisation of tensors
 about to be replaced), the file is checked against the configuration, and its tensors become the
 model's (`load_state_dict(assign=True)`). Our checkpoints are checked by the model section of the
-config they carry; files without one (original checkpoints) by their layout (network/variants.py).
+config they carry; files without one (original checkpoints) by their layout (checkpoints/variants.py).
 A checkpoint of another variant is refused with one line naming both.
 
-Backbone-only files (four formats, key tables in network/backbone_formats.py) are loaded into
+Backbone-only files (four formats, key tables in checkpoints/backbone_formats.py) are loaded into
 the encoder by `load_backbone_weights`. Every problem a user can cause raises a one-line
-UserError; a strict load lists the missing, unexpected and mis-shaped tensors together.
+UserError; a strict load lists the missing, unexpected and mis-shaped tensors together
+(checkpoints/state_dicts.py).
 """
 
 import logging
@@ -35,17 +38,18 @@ from dataclasses import dataclass
 
 import torch
 
-from network import build_model
-from network.backbone_formats import (
+from checkpoints.backbone_formats import (
     BACKBONE_FORMATS, BLOCK_BACKBONES, BLOCK_TITLES, BackboneSource, detect_backbone_format,
     map_backbone, source_block, source_depths)
-from network.variants import describe_shape, listing, model_dimensions, variant_mismatches
-from utils.checkpoint import CHECKPOINT_FORMAT, read_weight_file
+from checkpoints.files import read_weight_file
+from checkpoints.state_dicts import StateDiff, compare_state, listing, meta_tensors, strip_prefixes
+from checkpoints.training import is_our_checkpoint, model_entries
+from checkpoints.variants import describe_shape, model_dimensions, variant_mismatches
+from network import build_model
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-PREFIXES = ("module.", "_orig_mod.")  # (Distributed)DataParallel, torch.compile
 ORIGINAL_IGNORED = re.compile(
     r"encoder\.resnet\..+|encoder\.conv1_p\.weight|decoders\.0\.pred[345]\.(weight|bias)")
 FORMAT_TITLES = {"ours": "our checkpoint", "original": "original 3DC-Seg checkpoint"}
@@ -53,24 +57,6 @@ EPS_1E3_FORMATS = ("vmz_caffe2", "vmz_pytorch", "mmaction2")
 # The model keys that decide which tensors a checkpoint holds (the rest do not change its state dict).
 ARCHITECTURE_KEYS = ("backbone", "depths", "width", "decoder_width", "inter_block", "refine_block",
                      "num_classes")
-
-
-@dataclass
-class StateDiff:
-    """Differences between the tensors a model expects and those a file provides."""
-    missing: list[str]
-    unexpected: list[str]
-    mismatched: list[str]  # "name: file [..], model [..]"
-
-    def problems(self) -> list[str]:
-        parts = []
-        if self.missing:
-            parts.append(f"{len(self.missing)} missing ({listing(self.missing)})")
-        if self.unexpected:
-            parts.append(f"{len(self.unexpected)} unexpected ({listing(self.unexpected)})")
-        if self.mismatched:
-            parts.append(f"{len(self.mismatched)} with another shape ({listing(self.mismatched)})")
-        return parts
 
 
 @dataclass
@@ -82,54 +68,13 @@ class ModelCheckpoint:
     iteration: int
     multi_gpu: bool  # the keys carried the `module.` prefix of multi-GPU training
     config: dict | None = None  # ours: the config it was trained with (utils.config.to_dict)
-    training: dict | None = None  # ours, written by training: what a resume needs (tasks/resume.py)
+    training: dict | None = None  # ours, written by training: what a resume needs (checkpoints/training.py)
 
     @property
     def model_config(self) -> dict | None:
         """The model section of the stored config."""
         model = self.config.get("model") if self.config is not None else None
         return model if isinstance(model, dict) else None
-
-
-def meta_tensors(module: torch.nn.Module) -> list[str]:
-    """Names of the parameters and buffers still on the meta device, where `load_model` builds the
-    network (no memory, no random initialisation) and which loading must leave empty."""
-    tensors = list(module.named_parameters()) + list(module.named_buffers())
-    return [name for name, tensor in tensors if tensor.is_meta]
-
-
-def strip_prefixes(state: dict) -> dict:
-    """The state dict with leading `module.` and `_orig_mod.` removed from every key."""
-    stripped = OrderedDict()
-    for key, value in state.items():
-        if not isinstance(key, str):
-            raise UserError(f"the weights have a key that is not a name: {key!r}")
-        name = _without_prefixes(key)
-        if name in stripped:
-            raise UserError(f"the weights hold '{name}' twice (with and without a prefix)")
-        stripped[name] = value
-    return stripped
-
-
-def _without_prefixes(name: str) -> str:
-    while name.startswith(PREFIXES):
-        prefix = next(prefix for prefix in PREFIXES if name.startswith(prefix))
-        name = name[len(prefix):]
-    return name
-
-
-def compare_state(expected: dict, state: dict) -> StateDiff:
-    """Which keys of `expected` are missing from `state`, which are extra, which differ in shape."""
-    mismatched = []
-    for key, reference in expected.items():
-        value = state.get(key)
-        if key in state and not isinstance(value, torch.Tensor):
-            mismatched.append(f"{key}: not a tensor but {type(value).__name__}")
-        elif key in state and value.shape != reference.shape:
-            mismatched.append(f"{key}: file {list(value.shape)}, model {list(reference.shape)}")
-    return StateDiff(missing=[key for key in expected if key not in state],
-                     unexpected=[key for key in state if key not in expected],
-                     mismatched=mismatched)
 
 
 def load_weights(model: torch.nn.Module, state: dict, strict: bool = True, *,
@@ -146,9 +91,10 @@ def _load_state(model: torch.nn.Module, state: dict, strict: bool, source: str) 
     """`load_weights` for a state dict without prefixes. A model built on the meta device takes the
     file's tensors themselves (cast to the model's dtype where it differs); any other is copied into."""
     expected = model.state_dict()
-    problems = compare_state(expected, state).problems()
+    difference = compare_state(expected, state)
+    problems = difference.problems()
     if strict and problems:
-        raise UserError(f"cannot load {source} into the model: {'; '.join(problems)}")
+        raise difference.error(source)
     fitting = {key: value for key, value in state.items() if key in expected
                and isinstance(value, torch.Tensor) and value.shape == expected[key].shape}
     on_meta = bool(meta_tensors(model))
@@ -169,15 +115,11 @@ def original_to_ours(state: dict) -> dict:
 
 def parse_model_checkpoint(obj, path) -> ModelCheckpoint:
     """Recognise our or the original checkpoint format in a loaded file."""
-    if isinstance(obj, dict) and "format" in obj:
-        if obj["format"] != CHECKPOINT_FORMAT or not isinstance(obj.get("model"), dict):
-            raise UserError(f"{path}: checkpoint format {obj['format']!r} is not supported "
-                            f"(expected {CHECKPOINT_FORMAT!r} with a 'model' state dict)")
-        config, training = obj.get("config"), obj.get("training")
-        return ModelCheckpoint("ours", strip_prefixes(obj["model"]), _counter(obj.get("epoch")),
-                               _counter(obj.get("iteration")), _has_module_prefix(obj["model"]),
-                               config if isinstance(config, dict) else None,
-                               training if isinstance(training, dict) else None)
+    if is_our_checkpoint(obj):
+        entries = model_entries(obj, path)
+        return ModelCheckpoint("ours", strip_prefixes(entries.state), _counter(entries.epoch),
+                               _counter(entries.iteration), _has_module_prefix(entries.state),
+                               entries.config, entries.training)
     if _is_original_checkpoint(obj):
         return ModelCheckpoint("original", original_to_ours(obj["model"]),
                                _counter(obj.get("epoch")), _counter(obj.get("iter")),
@@ -203,7 +145,7 @@ def _has_module_prefix(state: dict) -> bool:
 
 def describe_weight_object(obj) -> str:
     """What a loaded file looks like, for error messages."""
-    if isinstance(obj, dict) and ("format" in obj or _is_original_checkpoint(obj)):
+    if is_our_checkpoint(obj) or _is_original_checkpoint(obj):
         return "looks like a full-model checkpoint; pass it with --wts"
     source = detect_backbone_format(obj)
     if source is not None:
