@@ -36,8 +36,17 @@ For every precision (default: inference.precision) one run, printed to stdout as
     train_step_ms           with --train-step: one training step (train.batch_size clips,
                             forward + backward + Adam) at train.precision
 
-Every inference.* setting applies (batch_size, channels_last, compile, prefetch_frames,
-write_queue): e.g. `inference.channels_last=true inference.batch_size=4`. The weights are random.
+Every inference.* setting applies (batch_size, channels_last, compile, fold_bn, backend,
+prefetch_frames, write_queue): e.g. `inference.channels_last=true inference.batch_size=4`. The
+weights are random.
+
+    python -m tasks.benchmark -c run_configs/bmvc_final.yaml --height 240 --width 432 --settings
+        [--setting NAME ...] [--runs 3 --warmup 0] device=cpu
+
+Times instead the network under every inference setting (fp32 / bf16 as the engine ran it before
+inference.fold_bn, folded BatchNorm, channels_last, frozen compile, OpenVINO where installed) on
+one random network and clip: s/frame, speed-up and mask agreement against fp32, start-up
+(tasks/benchmark_settings.py; results/<name>/benchmark_settings.json).
 
     python -m tasks.benchmark -c run_configs/bmvc_final.yaml --variants [--height 480 --width 864]
 
