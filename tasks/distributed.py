@@ -64,9 +64,10 @@ def init_process_group(device: torch.device) -> torch.device:
 
 
 def destroy_process_group() -> None:
-    """Leave the process group while the interpreter is whole: first free what still holds it
-    (DistributedDataParallel's reducer sits in reference cycles that only the garbage collector
-    frees), so that gloo's threads end here rather than during the interpreter's teardown."""
+    """Leave the process group while the interpreter is whole, after a garbage-collection pass, so
+    that nothing left in a reference cycle (a DistributedDataParallel and its reducer, a work
+    handle) still holds the group and gloo's threads end here rather than during the interpreter's
+    teardown. (After a finished training the network is usually freed already; the pass makes sure.)"""
     if is_initialized():
         gc.collect()
         dist.destroy_process_group()
