@@ -81,17 +81,17 @@ from datasets.io import write_jpeg, write_palette_png
 from datasets.sequence import Sequence
 from datasets.transforms import padding_for
 from datasets.video import index_frame_folder
-from inference_handlers import build_engine
-from inference_handlers.background import intra_op_threads
-from inference_handlers.inference import run_inference
-from inference_handlers.writers import write_json
+from inference_handlers.inference import build_engine
+from inference_handlers.inference.background import intra_op_threads
+from inference_handlers.inference.runner import run_inference
+from inference_handlers.inference.writers import write_json
 from loss import LOSSES
 from network import build_model
 from network.cost import count_flops, count_parameters
-from utils.config import Task, choices, load_config, validate
-from utils.errors import UserError, report
 from tasks.benchmark_settings import SETTINGS, compare_settings
 from tasks.setup import setup_run
+from utils.config import Task, choices, load_config, validate
+from utils.errors import UserError, report
 from utils.precision import autocast_for
 
 logger = logging.getLogger("benchmark")

@@ -22,9 +22,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from inference_handlers.writers import write_json
-from network import build_model
 from checkpoints.training import save_checkpoint
+from inference_handlers.inference.writers import write_json
+from network import build_model
 from utils.config import to_dict
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"

@@ -33,8 +33,8 @@ import time
 
 import torch
 
-from inference_handlers import build_engine
-from inference_handlers.writers import write_json
+from inference_handlers.inference import build_engine
+from inference_handlers.inference.writers import write_json
 from network import build_model
 
 logger = logging.getLogger("benchmark")

@@ -41,7 +41,7 @@ import torch
 from datasets import build_train_dataset
 from datasets.io import write_jpeg
 from datasets.synthetic import generate_synthetic_davis
-from inference_handlers.writers import write_json
+from inference_handlers.inference.writers import write_json
 from tasks import benchmark
 from tasks.train import build_loader
 from utils.config import load_config

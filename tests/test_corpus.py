@@ -23,12 +23,12 @@ from PIL import Image
 
 import main
 import tasks.corpus_progress
+from checkpoints.training import save_checkpoint
 from datasets.corpus import is_corpus_input, list_corpus
-from inference_handlers.report import RUN_THUMBNAILS
+from inference_handlers.evaluation.report import RUN_THUMBNAILS
 from network import build_model
 from tasks.corpus_progress import JobProgress
 from tasks.distributed import balanced_shares
-from checkpoints.training import save_checkpoint
 from utils.config import load_config, to_dict
 from utils.errors import UserError
 

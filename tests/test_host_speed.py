@@ -22,12 +22,12 @@ from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
 from datasets.io import read_rgb, voc_palette
 from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_test_frame
-from inference_handlers import engine as engine_module
-from inference_handlers.background import intra_op_threads, ordered_map
-from inference_handlers.engine import labels_of
-from inference_handlers.inference import run_inference
-from inference_handlers.metrics import boundary_f, boundary_radius, disk, region_similarity, seg2bmap
-from inference_handlers.writers import write_mask
+from inference_handlers.evaluation.metrics import boundary_f, boundary_radius, disk, region_similarity, seg2bmap
+from inference_handlers.inference import engine as engine_module
+from inference_handlers.inference.background import intra_op_threads, ordered_map
+from inference_handlers.inference.engine import labels_of
+from inference_handlers.inference.runner import run_inference
+from inference_handlers.inference.writers import write_mask
 from tasks import benchmark
 from utils.config import InferenceConfig
 

@@ -21,7 +21,7 @@ from scipy.ndimage import binary_dilation
 
 from datasets.io import write_palette_png
 from datasets.transforms import resize_image, resize_labels
-from inference_handlers.metrics import disk, seg2bmap
+from inference_handlers.evaluation.metrics import disk, seg2bmap
 from utils.files import atomic_path, atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402 (after
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from inference_handlers.writers import overlay_frame
+from inference_handlers.inference.writers import overlay_frame
 
 LOW_J = 0.5             # J below this is marked in the J-over-time plots (the Recall threshold)
 THUMBNAIL_HEIGHT = 120  # pixels of each panel of a thumbnail

@@ -16,11 +16,11 @@ import logging
 import sys
 from pathlib import Path
 
-from inference_handlers.evaluate import examples
-from inference_handlers.protocols import PROTOCOLS
-from inference_handlers.report import (METRICS_NAME, WORST_FRAMES, RunData, esc, figures_html, header_html,
-                                       load_run, number_cell, page, table, thumbnails)
-from inference_handlers.report_figures import bar_chart
+from inference_handlers.evaluation.evaluate import examples
+from inference_handlers.evaluation.protocols import PROTOCOLS
+from inference_handlers.evaluation.report import (METRICS_NAME, WORST_FRAMES, RunData, esc, figures_html, header_html,
+                                                  load_run, number_cell, page, table, thumbnails)
+from inference_handlers.evaluation.report_figures import bar_chart
 from utils.errors import UserError, report
 from utils.files import atomic_write_text
 

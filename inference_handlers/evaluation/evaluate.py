@@ -44,10 +44,10 @@ from tqdm import tqdm
 from datasets import index_sequences
 from datasets.davis import read_sequence_file
 from datasets.io import read_mask, read_prediction
-from inference_handlers.protocols import (FRAME_SETS, PROTOCOLS, add_frame, format_table, new_record,
-                                          protocol_for, score_frame, scored_indices, sequence_csv_rows,
-                                          summarise, without_records)
-from inference_handlers.writers import write_csv, write_json
+from inference_handlers.evaluation.protocols import (FRAME_SETS, PROTOCOLS, add_frame, format_table, new_record,
+                                                     protocol_for, score_frame, scored_indices, sequence_csv_rows,
+                                                     summarise, without_records)
+from inference_handlers.inference.writers import write_csv, write_json
 from utils.config import DataConfig
 from utils.errors import UserError, report
 
@@ -242,7 +242,7 @@ def main(argv=None) -> int:
             write_json(Path(out) / "metrics.json", without_records(summary))
             write_csv(Path(out) / "metrics.csv", sequence_csv_rows(summary))
         if args.report:
-            from inference_handlers.report import write_report
+            from inference_handlers.evaluation.report import write_report
             from utils.versions import environment_versions
             header = {"source": "python -m inference_handlers.evaluate", "predictions": str(pred.resolve()),
                       "versions": environment_versions()}
