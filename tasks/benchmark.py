@@ -84,7 +84,6 @@ from datasets.video import index_frame_folder
 from inference_handlers.inference import build_engine
 from inference_handlers.inference.background import intra_op_threads
 from inference_handlers.inference.runner import run_inference
-from inference_handlers.inference.writers import write_json
 from loss import LOSSES
 from network import build_model
 from network.cost import count_flops, count_parameters
@@ -92,6 +91,7 @@ from tasks.benchmark_settings import SETTINGS, compare_settings
 from tasks.setup import setup_run
 from utils.config import Task, choices, load_config, validate
 from utils.errors import UserError, report
+from utils.files import write_json
 from utils.precision import autocast_for
 
 logger = logging.getLogger("benchmark")

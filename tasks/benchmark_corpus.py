@@ -23,9 +23,9 @@ import av
 import numpy as np
 
 from checkpoints.training import save_checkpoint
-from inference_handlers.inference.writers import write_json
 from network import build_model
 from utils.config import to_dict
+from utils.files import write_json
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
 

@@ -34,8 +34,8 @@ import time
 import torch
 
 from inference_handlers.inference import build_engine
-from inference_handlers.inference.writers import write_json
 from network import build_model
+from utils.files import write_json
 
 logger = logging.getLogger("benchmark")
 

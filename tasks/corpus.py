@@ -34,12 +34,12 @@ from datasets.io import DataFileError
 from inference_handlers.evaluation.protocols import protocol_for, summarise
 from inference_handlers.inference import build_engine
 from inference_handlers.inference.runner import COMPLETE_MARKER, infer_sequence, output_settings
-from inference_handlers.inference.writers import write_json
 from tasks.corpus_progress import JobProgress, wait_for_rank_0
 from tasks.distributed import (balanced_shares, broadcast_object, gather_objects, is_main_process, rank,
                                shard_by_cost, world_size)
 from tasks.setup import LOG_FILE_ONLY
 from utils.errors import UserError
+from utils.files import write_json
 
 logger = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ import torch
 from datasets import build_train_dataset
 from datasets.io import write_jpeg
 from datasets.synthetic import generate_synthetic_davis
-from inference_handlers.inference.writers import write_json
 from tasks import benchmark
 from tasks.train import build_loader
 from utils.config import load_config
+from utils.files import write_json
 
 logger = logging.getLogger("gpu_report")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -22,9 +22,9 @@ from inference_handlers.evaluation.protocols import (format_table, merge_summari
                                                      without_records)
 from inference_handlers.inference import build_engine
 from inference_handlers.inference.runner import run_inference
-from inference_handlers.inference.writers import write_csv, write_json
 from tasks.distributed import gather_objects, is_main_process, shard
 from tasks.setup import LOG_FILE_ONLY
+from utils.files import write_csv, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -47,9 +47,9 @@ from datasets.io import read_mask, read_prediction
 from inference_handlers.evaluation.protocols import (FRAME_SETS, PROTOCOLS, add_frame, format_table, new_record,
                                                      protocol_for, score_frame, scored_indices, sequence_csv_rows,
                                                      summarise, without_records)
-from inference_handlers.inference.writers import write_csv, write_json
 from utils.config import DataConfig
 from utils.errors import UserError, report
+from utils.files import write_csv, write_json
 
 logger = logging.getLogger("evaluate")
 

@@ -33,14 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.io import DataFileError, read_mask, read_prediction, read_rgb
+from datasets.io import OVERLAYS_DIR, DataFileError, read_mask, read_prediction, read_rgb
 from datasets.video import VideoFrames
 from inference_handlers.evaluation.protocols import PROTOCOLS
 from inference_handlers.evaluation.report_figures import LOW_J, bar_chart, image_uri, thumbnail, time_plots
-from inference_handlers.inference.runner import OVERLAYS_DIR
-from inference_handlers.inference.writers import write_json
 from utils.errors import UserError
-from utils.files import atomic_write_text
+from utils.files import atomic_write_text, write_json
 
 logger = logging.getLogger(__name__)
 
