@@ -11,9 +11,9 @@ import main
 from checkpoints.training import save_checkpoint
 from datasets.io import read_rgb
 from inference_handlers.evaluation.compare import format_change
-from inference_handlers.evaluation.compare import main as compare_main
 from inference_handlers.evaluation.report_figures import LOW_J, bar_figure, change_limits, low_frames_title, time_figure
 from network import build_model
+from tools.compare import main as compare_main
 from utils.config import load_config, to_dict
 
 from conftest import TINY_CONFIG, write_mini_davis

@@ -349,7 +349,7 @@ def test_torchrun_ranks_end_with_status_3_after_rank_0_has_written_everything(tm
 
 @pytest.mark.slow
 def test_benchmark_times_one_corpus_run_against_one_run_per_video(tmp_path, monkeypatch, capsys):
-    from tasks import benchmark
+    from tools import benchmark
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert benchmark.main(["-c", str(TINY_CONFIG), "--corpus", "2", "--frames", "3", "--height", "32", "--width", "48",

@@ -11,9 +11,7 @@ signed, with as many digits as they need not to read as zero (format_change), an
 axis scaled to them (report_figures.change_limits).
 """
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
 from inference_handlers.evaluation.evaluate import examples
@@ -21,7 +19,7 @@ from inference_handlers.evaluation.protocols import PROTOCOLS
 from inference_handlers.evaluation.report import (METRICS_NAME, WORST_FRAMES, RunData, esc, figures_html, header_html,
                                                   load_run, number_cell, page, table, thumbnails)
 from inference_handlers.evaluation.report_figures import bar_chart
-from utils.errors import UserError, report
+from utils.errors import UserError
 from utils.files import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -149,23 +147,10 @@ def render_comparison(a: RunData, b: RunData, count: int = WORST_FRAMES) -> str:
     return page(f"Comparison: {names[0]} vs {names[1]}", body)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Compare two runs: per-sequence changes of the headline "
-                                                 "measure and the most changed frames, as one HTML page.")
-    parser.add_argument("--runs", nargs=2, required=True, metavar="DIR",
-                        help="two results folders (results/<name>) with report data (per_frame.json, metrics.json)")
-    parser.add_argument("--out", help="folder of comparison.html (default: results/compare_<a>_vs_<b>)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        a, b = (load_run(folder) for folder in args.runs)
-        out = Path(args.out or Path("results") / f"compare_{a.folder.name}_vs_{b.folder.name}")
-        atomic_write_text(out / "comparison.html", render_comparison(a, b))
-        logger.info("comparison written to %s", out / "comparison.html")
-    except UserError as error:
-        return report(error)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def compare_runs(folder_a: str | Path, folder_b: str | Path, out: str | Path | None = None) -> Path:
+    """Write comparison.html of the runs in `folder_a` and `folder_b` into `out` (default
+    results/compare_<a>_vs_<b>) and return its path."""
+    a, b = load_run(folder_a), load_run(folder_b)
+    path = Path(out or Path("results") / f"compare_{a.folder.name}_vs_{b.folder.name}") / "comparison.html"
+    atomic_write_text(path, render_comparison(a, b))
+    return path

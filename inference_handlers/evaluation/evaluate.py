@@ -31,11 +31,9 @@ The sequences left out are counted in the log, metrics.json (`gt_sequences_left_
 report.
 """
 
-import argparse
 import logging
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +42,10 @@ from tqdm import tqdm
 from datasets import index_sequences
 from datasets.davis import read_sequence_file
 from datasets.io import read_mask, read_prediction
-from inference_handlers.evaluation.protocols import (FRAME_SETS, PROTOCOLS, add_frame, format_table, new_record,
-                                                     protocol_for, score_frame, scored_indices, sequence_csv_rows,
-                                                     summarise, without_records)
+from inference_handlers.evaluation.protocols import (PROTOCOLS, add_frame, new_record, protocol_for, score_frame,
+                                                     scored_indices, sequence_csv_rows, summarise, without_records)
 from utils.config import DataConfig
-from utils.errors import UserError, report
+from utils.errors import UserError
 from utils.files import write_csv, write_json
 
 logger = logging.getLogger("evaluate")
@@ -193,68 +190,59 @@ def report_frames(pred: Path, truth: list[TruthSequence], summary: dict) -> dict
     return table
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pred", required=True, help="folder of prediction folders, one per sequence")
-    parser.add_argument("--gt", required=True, help="mask tree, flat mask folder, or dataset root (--dataset)")
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="default: from --dataset, else davis2016")
-    parser.add_argument("--frames", choices=FRAME_SETS, default="all",
-                        help="score all annotated frames or skip each sequence's first and last one")
-    parser.add_argument("--dataset", help="read --gt as this dataset's root (davis, fbms, visal, ...)")
-    parser.add_argument("--split", help="with --dataset: its split (DAVIS list under ImageSets, FBMS Testset; "
-                                        "default 2016/val.txt); without: a file of the sequences to score, one name "
-                                        "per line or DAVIS-2016 '<frame path> <mask path>' lines (default: every "
-                                        "ground-truth sequence that has a folder in --pred)")
-    parser.add_argument("--out", help="also write metrics.json and metrics.csv into this folder")
-    parser.add_argument("--report", action="store_true",
-                        help="also write report.html and per_frame.json (with the metrics) into --out, else into --pred")
-    return parser.parse_args(argv)
+@dataclass
+class FolderScores:
+    """The scores of a folder of predictions (score_folder): the ground truth found, the sequences
+    scored and left out (selection) and the summary of the protocol."""
+    pred: Path
+    truth: list[TruthSequence]
+    selection: Selection
+    summary: dict
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        pred, gt = Path(args.pred), Path(args.gt)
-        for flag, folder in (("--pred", pred), ("--gt", gt)):
-            if not folder.is_dir():
-                raise UserError(f"{flag}: folder not found: {folder}")
-        protocol = args.protocol or protocol_for("auto", args.dataset or "davis")
-        if args.dataset:
-            split = args.split or "2016/val.txt"
-            truth = truth_from_dataset(args.dataset, gt, split)
-            listed, listing = [sequence.name for sequence in truth], f"--split {split} of --dataset"
-        else:
-            truth = truth_from_folder(gt, pred)
-            listed, listing = (sequence_list(args.split) if args.split else None), f"--split {args.split}"
-        if not truth:
-            raise UserError(f"--gt: no annotated frames found in {gt}")
-        selection = select_sequences(truth, pred, listed, listing)
-        left_out = selection.left_out
-        if left_out:
-            logger.info("%d of %d ground-truth sequences left out (%s): %s", len(left_out), len(truth),
-                        selection.reason, examples(left_out))
-        summary = evaluate(pred, selection.truth, protocol, args.frames)
-        summary["gt_sequences_left_out"] = len(left_out)
-        sys.stdout.write(format_table(summary) + "\n")  # the answer
-        out = args.out or (args.pred if args.report else None)
-        if out:
-            write_json(Path(out) / "metrics.json", without_records(summary))
-            write_csv(Path(out) / "metrics.csv", sequence_csv_rows(summary))
-        if args.report:
-            from inference_handlers.evaluation.report import write_report
-            from utils.versions import environment_versions
-            header = {"source": "python -m inference_handlers.evaluate", "predictions": str(pred.resolve()),
-                      "versions": environment_versions()}
-            if left_out:
-                header["gt_left_out"] = (f"{len(left_out)} of {len(truth)} sequences ({selection.reason}): "
-                                         f"{', '.join(left_out)}")
-            frames = report_frames(pred, selection.truth, summary)
-            logger.info("report written to %s", write_report(Path(out), header, frames, summary))
-    except UserError as error:
-        return report(error)
-    return 0
+def score_folder(pred: Path, gt: Path, protocol: str | None = None, frames: str = "all",
+                 dataset: str | None = None, split: str | None = None) -> FolderScores:
+    """Score the prediction folders in `pred` against the ground truth `gt`: a mask tree or flat
+    folder, or with `dataset` that dataset's root, of which `split` is scored (default
+    2016/val.txt); without `dataset`, `split` is a file of the sequences to score. `protocol`
+    defaults to the dataset's (else davis2016); `frames` is a FRAME_SETS name."""
+    for flag, folder in (("--pred", pred), ("--gt", gt)):
+        if not folder.is_dir():
+            raise UserError(f"{flag}: folder not found: {folder}")
+    protocol = protocol or protocol_for("auto", dataset or "davis")
+    if dataset:
+        split = split or "2016/val.txt"
+        truth = truth_from_dataset(dataset, gt, split)
+        listed, listing = [sequence.name for sequence in truth], f"--split {split} of --dataset"
+    else:
+        truth = truth_from_folder(gt, pred)
+        listed, listing = (sequence_list(split) if split else None), f"--split {split}"
+    if not truth:
+        raise UserError(f"--gt: no annotated frames found in {gt}")
+    selection = select_sequences(truth, pred, listed, listing)
+    left_out = selection.left_out
+    if left_out:
+        logger.info("%d of %d ground-truth sequences left out (%s): %s", len(left_out), len(truth),
+                    selection.reason, examples(left_out))
+    summary = evaluate(pred, selection.truth, protocol, frames)
+    summary["gt_sequences_left_out"] = len(left_out)
+    return FolderScores(pred, truth, selection, summary)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def write_folder_results(scores: FolderScores, out: str | Path | None, with_report: bool) -> None:
+    """metrics.json and metrics.csv into `out` (when given); with `with_report` also report.html
+    and per_frame.json (with the metrics) into `out`."""
+    summary, selection = scores.summary, scores.selection
+    if out:
+        write_json(Path(out) / "metrics.json", without_records(summary))
+        write_csv(Path(out) / "metrics.csv", sequence_csv_rows(summary))
+    if with_report:
+        from inference_handlers.evaluation.report import write_report
+        from utils.versions import environment_versions
+        header = {"source": "python -m inference_handlers.evaluate", "predictions": str(scores.pred.resolve()),
+                  "versions": environment_versions()}
+        if selection.left_out:
+            header["gt_left_out"] = (f"{len(selection.left_out)} of {len(scores.truth)} sequences "
+                                     f"({selection.reason}): {', '.join(selection.left_out)}")
+        frames = report_frames(scores.pred, selection.truth, summary)
+        logger.info("report written to %s", write_report(Path(out), header, frames, summary))

@@ -26,7 +26,6 @@ import html
 import json
 import logging
 import os
-import runpy
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -366,9 +365,3 @@ def markdown_table(summary: dict) -> str:
     lines += [f"| {name} | " + " | ".join(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns)
               + " |" for name, row in rows.items()]
     return "\n".join(lines)
-
-
-# ---- command line ----
-
-if __name__ == "__main__":  # the comparison's earlier command: python -m inference_handlers.report --runs A B
-    runpy.run_module("inference_handlers.compare", run_name="__main__", alter_sys=True)
