@@ -17,10 +17,9 @@ it into a model of that shape. Writes are atomic. On a problem with the input th
 with status 2 and a one-line message.
 """
 
-import argparse
 import logging
 import re
-import sys
+import runpy
 from collections import OrderedDict
 
 import torch
@@ -134,22 +133,5 @@ def save_original_checkpoint(path, model_state: dict, epoch: int = 0, iteration:
     return len(checkpoint["model"])
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", metavar="IN", help="checkpoint or backbone weight file")
-    parser.add_argument("output", metavar="OUT", help="file to write")
-    parser.add_argument("--to", choices=("ours", "original"), default="ours",
-                        help="format of a converted full-model checkpoint (default: ours)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        logger.info("converted %s", convert(args.input, args.output, args.to))
-    except (UserError, OSError) as error:  # OSError: OUT cannot be written
-        logger.error("error: %s", error)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command's former name: python -m checkpoints.convert
+    runpy.run_module("tools.convert_weights", run_name="__main__", alter_sys=True)

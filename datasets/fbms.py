@@ -19,9 +19,9 @@ Frames follow the .bmf list when there is one, else their numbers (the original 
 glob order, defect 20).
 """
 
-import argparse
 import logging
 import re
+import runpy
 import shutil
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from datasets.io import check_plain_name, read_mask, write_palette_png
 from datasets.sequence import Sequence, check_sequence
-from utils.errors import UserError, report
+from utils.errors import UserError
 from utils.files import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -153,21 +153,5 @@ def convert(root: Path, out: Path) -> int:
     return written
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="FBMS-59 tools")
-    commands = parser.add_subparsers(dest="command", required=True)
-    convert_parser = commands.add_parser("convert", help="official download -> PNG layout (inst/)")
-    convert_parser.add_argument("root", type=Path, help="FBMS root with Trainingset/ and/or Testset/")
-    convert_parser.add_argument("out", type=Path, help="folder to write the converted layout into")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        written = convert(args.root, args.out)
-    except UserError as error:
-        return report(error)
-    logger.info("wrote %d masks and the frames under %s", written, args.out)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the command's former name: python -m datasets.fbms
+    runpy.run_module("tools.fbms", run_name="__main__", alter_sys=True)

@@ -20,6 +20,9 @@ from utils.errors import UserError
 from utils.files import atomic_write
 
 WHITE_BACKGROUND_SUFFIXES = (".ppm",)  # FBMS colour ground truth: background white, objects coloured
+# folders of a results run beside its sequences' mask folders: probability maps (inference.save_probs)
+# and overlay videos (inference.overlay), written by inference, read by the reports
+PROBS_DIR, OVERLAYS_DIR = "probs", "overlays"
 
 
 class DataFileError(UserError):

@@ -17,11 +17,11 @@ Run as `python -m datasets.synthetic ROOT --num-train 300 --num-val 30 --num-fra
 --height 64 --width 96 --seed 0`.
 """
 
-import argparse
 import glob
 import json
 import logging
 import os
+import runpy
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -31,7 +31,7 @@ from scipy.ndimage import gaussian_filter
 from tqdm import tqdm
 
 from datasets.io import write_jpeg, write_palette_png
-from utils.errors import UserError, report
+from utils.errors import UserError
 from utils.files import holder_text, lock_file, os_error_text
 
 logger = logging.getLogger(__name__)
@@ -291,25 +291,5 @@ def ensure_synthetic_davis(root, **kwargs) -> bool:
         lock.close()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", help="folder to write the dataset into (must not be non-empty)")
-    for name in ("--num-train", "--num-val", "--num-frames", "--height", "--width"):
-        parser.add_argument(name, type=int, required=True)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-distractors", type=int, default=1)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        ensure_synthetic_davis(args.root, num_train=args.num_train, num_val=args.num_val,
-                               num_frames=args.num_frames, height=args.height, width=args.width,
-                               seed=args.seed, num_distractors=args.num_distractors)
-    except ValueError as error:
-        return report(UserError(str(error)))
-    except UserError as error:
-        return report(error)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the command's former name: python -m datasets.synthetic
+    runpy.run_module("tools.generate_synthetic", run_name="__main__", alter_sys=True)

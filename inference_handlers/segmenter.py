@@ -22,7 +22,7 @@ from checkpoints.weights import ModelCheckpoint, load_model, read_model_checkpoi
 from datasets.sequence import Sequence
 from datasets.transforms import crop_padding
 from datasets.video import array_sequence, index_input
-from inference_handlers import build_engine
+from inference_handlers.inference import build_engine
 from utils.config import Task, apply_overrides, from_dict, load_config, validate
 from utils.device import select_device
 from utils.errors import UserError

@@ -1,7 +1,7 @@
-"""`python -m network.convert_weights IN OUT [--to ours|original]`: the former name of
-`python -m checkpoints.convert`, which it runs by name (network/ imports nothing of checkpoints/)."""
+"""`python -m network.convert_weights IN OUT [--to ours|original]`: a former name of
+`python -m tools.convert_weights`, which it runs by name (network/ imports nothing of tools/)."""
 
 import runpy
 
 if __name__ == "__main__":
-    runpy.run_module("checkpoints.convert", run_name="__main__")
+    runpy.run_module("tools.convert_weights", run_name="__main__", alter_sys=True)

@@ -1,5 +1,5 @@
 """The network as one graph (torch.export) for deployment and other runtimes: `tasks.export`
-writes it to files, the OpenVINO backend (inference_handlers/backends.py) converts it in memory.
+writes it to files, the OpenVINO backend (inference_handlers/inference/backends.py) converts it in memory.
 
 The graph takes a float clip (N, 3, T, H, W) in [0, 1] with T fixed and N, H, W dynamic (H and W
 multiples of 32) and returns logits (N, num_classes, T, H, W).

@@ -68,6 +68,7 @@ import logging
 import os
 import platform
 import resource
+import runpy
 import statistics
 import sys
 import tempfile
@@ -81,17 +82,16 @@ from datasets.io import write_jpeg, write_palette_png
 from datasets.sequence import Sequence
 from datasets.transforms import padding_for
 from datasets.video import index_frame_folder
-from inference_handlers import build_engine
-from inference_handlers.background import intra_op_threads
-from inference_handlers.inference import run_inference
-from inference_handlers.writers import write_json
+from inference_handlers.inference import build_engine
+from inference_handlers.inference.background import intra_op_threads
+from inference_handlers.inference.runner import run_inference
 from loss import LOSSES
 from network import build_model
 from network.cost import count_flops, count_parameters
-from utils.config import Task, choices, load_config, validate
-from utils.errors import UserError, report
 from tasks.benchmark_settings import SETTINGS, compare_settings
 from tasks.setup import setup_run
+from utils.config import Task, choices, load_config, validate
+from utils.files import write_json
 from utils.precision import autocast_for
 
 logger = logging.getLogger("benchmark")
@@ -321,6 +321,8 @@ def report_variants(cfg, height: int, width: int) -> None:
 
 
 def parse_args(argv=None):
+    """The options of `python -m tools.benchmark` (this module's text); tasks/gpu_report.py builds
+    its rows' options with it too."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-c", "--config", required=True)
     parser.add_argument("--height", type=int, default=480, help="frame height (window: padded to a multiple of 32)")
@@ -358,34 +360,32 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        validate(cfg, Task.BENCHMARK)
-        if args.variants:
-            report_variants(cfg, args.height, args.width)
-            return 0
-        if args.corpus:
-            from tasks.benchmark_corpus import report_corpus_benchmark
-            report_corpus_benchmark(cfg, args.config, args.overrides, args)
-            return 0
-        run = setup_run(cfg, Task.BENCHMARK)
-        if args.settings:
-            compare_settings(cfg, run.device, args, run.results_dir, window_of(cfg, args.height, args.width),
-                             device_name(run.device))
-            return 0
-        rows = []
-        for precision in args.precision or [cfg.inference.precision]:
-            rows.append(benchmark(cfg, run.device, args, precision))
-            sys.stdout.write(json.dumps(rows[-1]) + "\n")
-            sys.stdout.flush()
-    except UserError as error:
-        return report(error)
+def run_benchmark(args) -> None:
+    """The measurement that `args` (parse_args: the options of this module's text) asks
+    for: the variants' costs, the corpus timing, every inference setting, or one row per precision
+    (printed as JSON lines and written to results/<name>/benchmark.json)."""
+    cfg = load_config(args.config, args.overrides)
+    validate(cfg, Task.BENCHMARK)
+    if args.variants:
+        report_variants(cfg, args.height, args.width)
+        return
+    if args.corpus:
+        from tasks.benchmark_corpus import report_corpus_benchmark
+        report_corpus_benchmark(cfg, args.config, args.overrides, args)
+        return
+    run = setup_run(cfg, Task.BENCHMARK)
+    if args.settings:
+        compare_settings(cfg, run.device, args, run.results_dir, window_of(cfg, args.height, args.width),
+                         device_name(run.device))
+        return
+    rows = []
+    for precision in args.precision or [cfg.inference.precision]:
+        rows.append(benchmark(cfg, run.device, args, precision))
+        sys.stdout.write(json.dumps(rows[-1]) + "\n")
+        sys.stdout.flush()
     write_json(run.results_dir / "benchmark.json", rows)
     logger.info("benchmark: %d runs written to %s", len(rows), run.results_dir / "benchmark.json")
-    return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command's former name: python -m tasks.benchmark
+    runpy.run_module("tools.benchmark", run_name="__main__", alter_sys=True)

@@ -22,10 +22,10 @@ from pathlib import Path
 import av
 import numpy as np
 
-from inference_handlers.writers import write_json
-from network import build_model
 from checkpoints.training import save_checkpoint
+from network import build_model
 from utils.config import to_dict
+from utils.files import write_json
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
 

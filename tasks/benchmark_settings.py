@@ -33,9 +33,9 @@ import time
 
 import torch
 
-from inference_handlers import build_engine
-from inference_handlers.writers import write_json
+from inference_handlers.inference import build_engine
 from network import build_model
+from utils.files import write_json
 
 logger = logging.getLogger("benchmark")
 

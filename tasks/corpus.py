@@ -10,7 +10,7 @@ ranks wait for each other through the process group's store (corpus_progress.Job
 rank 0 writes failures.json, the report and the summary.
 
 In the run folder results/<name>/<input name>/, besides every sequence's outputs
-(inference_handlers.inference):
+(inference_handlers.inference.runner):
     failures.json   {"input", "videos", "failed", "failures": [{"path", "sequence", "reason"}]}:
                     the videos that failed in this run; written (atomically) at the end of every
                     run, with an empty list when none failed
@@ -31,15 +31,15 @@ import torch
 
 from datasets.corpus import estimate_frames, index_entry, list_corpus
 from datasets.io import DataFileError
-from inference_handlers import build_engine
-from inference_handlers.inference import COMPLETE_MARKER, infer_sequence, output_settings
-from inference_handlers.protocols import protocol_for, summarise
-from inference_handlers.writers import write_json
+from inference_handlers.evaluation.protocols import protocol_for, summarise
+from inference_handlers.inference import build_engine
+from inference_handlers.inference.runner import COMPLETE_MARKER, infer_sequence, output_settings
 from tasks.corpus_progress import JobProgress, wait_for_rank_0
 from tasks.distributed import (balanced_shares, broadcast_object, gather_objects, is_main_process, rank,
                                shard_by_cost, world_size)
 from tasks.setup import LOG_FILE_ONLY
 from utils.errors import UserError
+from utils.files import write_json
 
 logger = logging.getLogger(__name__)
 

@@ -14,20 +14,18 @@ already there and loads is not downloaded again. At the end the command that use
 printed on stdout.
 """
 
-import argparse
 import logging
 import os
-import sys
+import runpy
 from dataclasses import dataclass
 from pathlib import Path
 
 from checkpoints.weights import load_backbone_weights, load_model
 from network import build_model
-from tasks.setup import setup_logging
 from utils.config import ModelConfig, load_config
 from utils.download import extract_member, fetch
-from utils.errors import UserError, report
-from utils.files import ensure_writable_folder, os_error_text
+from utils.errors import UserError
+from utils.files import ensure_writable_folder
 
 logger = logging.getLogger("download")
 DEFAULT_CONFIG = "run_configs/bmvc_final.yaml"
@@ -110,32 +108,5 @@ def usage_command(release: Release, path: Path, config_path: str) -> str:
     return f"python main.py -c {config_path} --task train model.backbone_weights={path}"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("file", choices=sorted(RELEASES), help="bmvc_final: the trained network (--wts); "
-                        "csn_backbone: the ir-CSN-152 backbone (model.backbone_weights)")
-    parser.add_argument("--dest", default="saved_models", help="folder the weights go to (default: saved_models)")
-    parser.add_argument("--url", help="download from this address instead of the authors' server")
-    parser.add_argument("--config", default=DEFAULT_CONFIG,
-                        help=f"run config whose model the file must load into (default: {DEFAULT_CONFIG})")
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        path, downloaded = download(args.file, args.dest, args.url, args.config)
-    except UserError as error:
-        return report(error)
-    except OSError as error:
-        return report(UserError(f"{error.filename}: {os_error_text(error)}" if error.filename else str(error)))
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    if downloaded:
-        logger.info("%s: downloaded; it loads into the model of %s", path, args.config)
-    else:
-        logger.info("%s: already present and loads into the model of %s; not downloaded again", path, args.config)
-    print(usage_command(RELEASES[args.file], path, args.config))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command's former name: python -m tasks.download
+    runpy.run_module("tools.download", run_name="__main__", alter_sys=True)

@@ -14,9 +14,8 @@ After writing, each file is loaded back (ONNX with onnxruntime) and run on one r
 must stay below --tolerance. Files go to results/<name>/export/<name>.pt2 and .onnx (atomic writes).
 """
 
-import argparse
 import logging
-import sys
+import runpy
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ from checkpoints.weights import load_model
 from network.exported import dynamic_shapes, example_clip, export_program
 from tasks.setup import setup_run
 from utils.config import Task, load_config, validate
-from utils.errors import UserError, report
+from utils.errors import UserError
 from utils.files import atomic_write
 
 logger = logging.getLogger("export")
@@ -91,34 +90,21 @@ def export(cfg, weights_path: str, out_dir: Path, formats, check_shape, toleranc
     return results
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True)
-    parser.add_argument("--wts", "-w", required=True, help="checkpoint (ours or the original format)")
-    parser.add_argument("--format", choices=("pt2", "onnx", "both"), default="both")
-    parser.add_argument("--check-height", type=int, default=128, help="height of the check clip (multiple of 32)")
-    parser.add_argument("--check-width", type=int, default=224, help="width of the check clip (multiple of 32)")
-    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |exported - eager|")
-    parser.add_argument("--verbose", action="store_true",
-                        help="also show the resolved config and the software versions on the console")
-    parser.add_argument("overrides", nargs="*", help="config overrides as section.key=value")
-    args = parser.parse_intermixed_args(argv)
-    try:
-        if args.check_height % 32 or args.check_width % 32:
-            raise UserError("--check-height and --check-width must be multiples of 32")
-        check_weights_file(args.wts, "--wts")
-        cfg = load_config(args.config, [*args.overrides, "device=cpu"])
-        validate(cfg, Task.EXPORT)
-        run = setup_run(cfg, Task.EXPORT, verbose=args.verbose)
-        formats = ("pt2", "onnx") if args.format == "both" else (args.format,)
-        results = export(cfg, args.wts, run.results_dir / "export", formats,
-                         (args.check_height, args.check_width), args.tolerance)
-    except UserError as error:
-        return report(error)
-    for name, (path, difference) in results.items():
-        logger.info("wrote %s (%s, max difference from eager %.3g)", path, name, difference)
-    return 0
+def export_command(config: str, wts: str, overrides: list[str], format_choice: str = "both",
+                   check_size: tuple[int, int] = (128, 224), tolerance: float = 1e-3,
+                   verbose: bool = False) -> dict:
+    """The export of `wts` with the model of `config` (and `overrides`; always on the CPU) into
+    results/<name>/export, as `format_choice` (pt2, onnx or both), each file checked on a clip of
+    `check_size` (multiples of 32): {format: (path, max difference from eager)}."""
+    if check_size[0] % 32 or check_size[1] % 32:
+        raise UserError("--check-height and --check-width must be multiples of 32")
+    check_weights_file(wts, "--wts")
+    cfg = load_config(config, [*overrides, "device=cpu"])
+    validate(cfg, Task.EXPORT)
+    run = setup_run(cfg, Task.EXPORT, verbose=verbose)
+    formats = ("pt2", "onnx") if format_choice == "both" else (format_choice,)
+    return export(cfg, wts, run.results_dir / "export", formats, check_size, tolerance)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command's former name: python -m tasks.export
+    runpy.run_module("tools.export", run_name="__main__", alter_sys=True)

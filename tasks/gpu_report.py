@@ -28,6 +28,7 @@ import dataclasses
 import json
 import logging
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -41,10 +42,10 @@ import torch
 from datasets import build_train_dataset
 from datasets.io import write_jpeg
 from datasets.synthetic import generate_synthetic_davis
-from inference_handlers.writers import write_json
 from tasks import benchmark
 from tasks.train import build_loader
 from utils.config import load_config
+from utils.files import write_json
 
 logger = logging.getLogger("gpu_report")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -213,18 +214,15 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="results/gpu_report.json", help="the JSON report (rewritten after each row)")
-    parser.add_argument("--smoke", action="store_true", help="the same code on the CPU, tiny model, small sizes")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sizes = SMOKE if args.smoke else FULL
+def measure_everything(out: Path, smoke: bool) -> list[dict]:
+    """Run every part (see this module's text) into the JSON report `out`, rewritten after each
+    row; `smoke`: the same code on the CPU with a tiny model and small sizes. Returns the rows."""
+    sizes = SMOKE if smoke else FULL
     device = torch.device(sizes.device)
     cfg = load_config(sizes.config, [f"device={sizes.device}"])
-    report = Report(Path(args.out), {"smoke": args.smoke, "config": sizes.config, "device": str(device),
-                                     "device_name": benchmark.device_name(device), "torch": torch.__version__,
-                                     "cores": len(os.sched_getaffinity(0)), "date": time.strftime("%Y-%m-%d")})
+    report = Report(out, {"smoke": smoke, "config": sizes.config, "device": str(device),
+                          "device_name": benchmark.device_name(device), "torch": torch.__version__,
+                          "cores": len(os.sched_getaffinity(0)), "date": time.strftime("%Y-%m-%d")})
     run_rows(report, "tests", sizes.budgets["tests"], [("pytest -m cuda", lambda: cuda_tests(sizes.budgets["tests"]))])
     run_rows(report, "network", sizes.budgets["network"], network_rows(cfg, device, sizes))
     run_rows(report, "host", sizes.budgets["host"], host_rows(cfg, device, sizes))
@@ -232,10 +230,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-report-") as folder:
         run_rows(report, "loader", sizes.budgets["loader"],
                  loader_rows(device, sizes, Path(folder), sizes.budgets["loader"]))
-    sys.stdout.write(markdown_table(report.rows) + "\n")
-    logger.info("report written to %s", args.out)
-    return 0
+    return report.rows
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the command's former name: python -m tasks.gpu_report
+    runpy.run_module("tools.gpu_report", run_name="__main__", alter_sys=True)

@@ -18,13 +18,13 @@ from checkpoints.weights import load_model
 from datasets import index_sequences
 from datasets.corpus import is_corpus_input
 from datasets.video import index_input
-from inference_handlers import build_engine
-from inference_handlers.inference import run_inference
-from inference_handlers.protocols import (format_table, merge_summaries, protocol_for, sequence_csv_rows,
-                                          without_records)
-from inference_handlers.writers import write_csv, write_json
+from inference_handlers.evaluation.protocols import (format_table, merge_summaries, protocol_for, sequence_csv_rows,
+                                                     without_records)
+from inference_handlers.inference import build_engine
+from inference_handlers.inference.runner import run_inference
 from tasks.distributed import gather_objects, is_main_process, shard
 from tasks.setup import LOG_FILE_ONLY
+from utils.files import write_csv, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -76,11 +76,11 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
 
 def write_run_report(cfg, run, weights_path: str, sequences, summary: dict, input_path: str | None = None,
                      failures: list[dict] | None = None) -> None:
-    """report.html and per_frame.json in the run's results folder (inference_handlers/report.py);
+    """report.html and per_frame.json in the run's results folder (inference_handlers/evaluation/report.py);
     the header names the `--input` it was run on, if any, and the videos that failed (`failures`,
     as failures.json lists them)."""
     start = time.perf_counter()
-    from inference_handlers.report import inference_frames, write_report
+    from inference_handlers.evaluation.report import inference_frames, write_report
     results_dir = run.results_dir
     config_file = results_dir / "config.yaml"
     header = {"source": "--task infer", "checkpoint": str(weights_path), "config": cfg.name,

@@ -106,7 +106,7 @@ def setup_run(cfg, task: Task, input_path: str | None = None, verbose: bool = Fa
     results/<name>/<input name>/ (inference.input_results_dir)."""
     results_dir = RESULTS / cfg.name
     if input_path is not None:
-        from inference_handlers.inference import input_results_dir
+        from inference_handlers.inference.runner import input_results_dir
         results_dir = input_results_dir(results_dir, input_path)
     device = init_process_group(select_device(cfg.device))
     run = Run(model_dir=SAVED_MODELS / cfg.name, results_dir=results_dir, device=device,

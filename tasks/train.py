@@ -27,8 +27,9 @@ from tqdm import tqdm
 from checkpoints.training import Progress, TrainingCheckpointer, rng_states, unfinished_epoch
 from checkpoints.weights import load_backbone_weights, load_model
 from datasets import build_train_dataset, index_sequences
-from inference_handlers import build_engine, merge_summaries, protocol_for
-from inference_handlers.inference import run_inference
+from inference_handlers.evaluation.protocols import merge_summaries, protocol_for
+from inference_handlers.inference import build_engine
+from inference_handlers.inference.runner import run_inference
 from loss import LOSSES
 from loss.segmentation import clip_iou
 from network import build_model
@@ -246,7 +247,7 @@ def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> d
     validation pictures, whose label maps each rank captures from its own share. Every rank
     validates with rank 0's BatchNorm statistics, the ones its checkpoint keeps. None when a
     SIGTERM / SIGINT reached any rank: each stops after its current sequence."""
-    from inference_handlers.report import ValidationFrames  # matplotlib: imported where it is used
+    from inference_handlers.evaluation.report import ValidationFrames  # matplotlib: imported where it is used
     broadcast_buffers(engine.model)
     logger.info("validating epoch %d on %d test sequences", epoch, len(sequences))
     protocol, summaries = protocol_for(cfg.inference.protocol, cfg.data.test), []
@@ -270,8 +271,8 @@ def validate(engine, sequences, cfg, writer, epoch: int, stop: StopSignals) -> d
 
 def log_validation_pictures(writer, frames, labels: dict, summary: dict, epoch: int) -> None:
     """Tensorboard: the per-sequence scores as a text table, and the fixed validation `frames`
-    as frame | ground truth | prediction images (inference_handlers/report.py)."""
-    from inference_handlers.report import markdown_table, validation_images
+    as frame | ground truth | prediction images (inference_handlers/evaluation/report.py)."""
+    from inference_handlers.evaluation.report import markdown_table, validation_images
     writer.add_text("val/sequences", markdown_table(summary), epoch)
     for tag, image in validation_images(frames, labels):
         writer.add_image(tag, image, epoch, dataformats="HWC")

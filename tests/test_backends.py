@@ -1,4 +1,4 @@
-"""How the engine runs the network (inference_handlers/backends.py): the OpenVINO backend against
+"""How the engine runs the network (inference_handlers/inference/backends.py): the OpenVINO backend against
 the torch one, its cache of converted networks, and its refusals; torch.compile with freezing on a
 CPU against eager."""
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import main
-from datasets.davis import index_davis
-from inference_handlers.backends import OPENVINO_REQUIREMENT, network_fingerprint
-from inference_handlers.engine import SaliencyEngine
-from network import build_model
 from checkpoints.training import save_checkpoint
+from datasets.davis import index_davis
+from inference_handlers.inference.backends import OPENVINO_REQUIREMENT, network_fingerprint
+from inference_handlers.inference.engine import SaliencyEngine
+from network import build_model
 from utils.config import InferenceConfig, InputConfig, load_config, to_dict
 from utils.errors import UserError
 
@@ -81,7 +81,7 @@ def test_openvino_masks_agree_with_torch_and_a_second_run_reads_the_converted_ne
         sequence, tmp_path, monkeypatch, caplog):
     pytest.importorskip("openvino")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    caplog.set_level(logging.INFO, logger="inference_handlers.backends")
+    caplog.set_level(logging.INFO, logger="inference_handlers.inference.backends")
     reference = probabilities(engine(tiny_model()), sequence)
     openvino_fp32 = probabilities(engine(tiny_model(), backend="openvino"), sequence)
     assert "network converted in" in caplog.text and len(list((tmp_path / "cache/3dcseg/openvino").iterdir())) == 1

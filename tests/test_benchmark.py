@@ -8,6 +8,7 @@ import torch
 
 from network.cost import count_flops
 from tasks import benchmark, benchmark_settings
+from tools import benchmark as benchmark_tool
 
 from conftest import TINY_CONFIG
 
@@ -43,7 +44,7 @@ class TwoConvolutions(torch.nn.Sequential):
 def test_benchmark_prints_one_json_line_per_precision(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(benchmark, "build_model", TwoConvolutions)
-    status = benchmark.main(["-c", str(TINY_CONFIG), "--height", "40", "--width", "70", "--precision", "fp32", "fp16",
+    status = benchmark_tool.main(["-c", str(TINY_CONFIG), "--height", "40", "--width", "70", "--precision", "fp32", "fp16",
                              "--runs", "1", "--warmup", "0", "--frames", "6", "--end-to-end-runs", "1",
                              "--peak-tflops", "2", "name=bench", "inference.batch_size=2",
                              "inference.clip_overlap=2"])
@@ -65,13 +66,13 @@ def test_benchmark_prints_one_json_line_per_precision(tmp_path, monkeypatch, cap
 
 def test_benchmark_rejects_a_precision_outside_the_closed_set(capsys):
     with pytest.raises(SystemExit):
-        benchmark.main(["-c", str(TINY_CONFIG), "--precision", "fp8"])
+        benchmark_tool.main(["-c", str(TINY_CONFIG), "--precision", "fp8"])
     assert "fp8" in capsys.readouterr().err
 
 
 def test_benchmark_settings_rows_compare_each_setting_with_fp32_eager(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    status = benchmark.main(["-c", str(TINY_CONFIG), "--height", "64", "--width", "96", "--settings",
+    status = benchmark_tool.main(["-c", str(TINY_CONFIG), "--height", "64", "--width", "96", "--settings",
                              "--setting", "fp32-folded", "--setting", "bf16-folded-cl", "--runs", "1",
                              "--warmup", "0", "name=bench"])
     assert status == 0
@@ -104,7 +105,7 @@ def test_benchmark_settings_agreement_and_speedup_are_against_the_first_row(tmp_
         return {"setting": name, "s_per_frame": seconds[name], "startup_s": 0.0}, probabilities
 
     monkeypatch.setattr(benchmark_settings, "measure_setting", measured)
-    assert benchmark.main(["-c", str(TINY_CONFIG), "--settings", "--setting", "bf16-main", "--setting",
+    assert benchmark_tool.main(["-c", str(TINY_CONFIG), "--settings", "--setting", "bf16-main", "--setting",
                            "fp32-folded", "name=bench"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(row["setting"], row["speedup"], row["agreement"]) for row in rows] == [

@@ -1,4 +1,4 @@
-"""The comparison of two runs (inference_handlers/compare.py): a refusal names the run that has
+"""The comparison of two runs (inference_handlers/evaluation/compare.py): a refusal names the run that has
 no scored frame and why; changes are shown so that a small one never reads as zero, and drawn on
 an axis scaled to them. Also the J-over-time grid's titles and axis labels."""
 
@@ -10,10 +10,10 @@ import pytest
 import main
 from checkpoints.training import save_checkpoint
 from datasets.io import read_rgb
-from inference_handlers.compare import format_change
-from inference_handlers.compare import main as compare_main
-from inference_handlers.report_figures import LOW_J, bar_figure, change_limits, low_frames_title, time_figure
+from inference_handlers.evaluation.compare import format_change
+from inference_handlers.evaluation.report_figures import LOW_J, bar_figure, change_limits, low_frames_title, time_figure
 from network import build_model
+from tools.compare import main as compare_main
 from utils.config import load_config, to_dict
 
 from conftest import TINY_CONFIG, write_mini_davis

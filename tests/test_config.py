@@ -8,7 +8,7 @@ import yaml
 import main
 from datasets import DATASETS
 from datasets.davis import ANNOTATION_DIRS
-from inference_handlers.protocols import FRAME_SETS, PROTOCOLS
+from inference_handlers.evaluation.protocols import FRAME_SETS, PROTOCOLS
 from loss import LOSSES
 from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS
 from network.resnet3d import CONV_INITS

@@ -23,12 +23,12 @@ from PIL import Image
 
 import main
 import tasks.corpus_progress
+from checkpoints.training import save_checkpoint
 from datasets.corpus import is_corpus_input, list_corpus
-from inference_handlers.report import RUN_THUMBNAILS
+from inference_handlers.evaluation.report import RUN_THUMBNAILS
 from network import build_model
 from tasks.corpus_progress import JobProgress
 from tasks.distributed import balanced_shares
-from checkpoints.training import save_checkpoint
 from utils.config import load_config, to_dict
 from utils.errors import UserError
 
@@ -349,7 +349,7 @@ def test_torchrun_ranks_end_with_status_3_after_rank_0_has_written_everything(tm
 
 @pytest.mark.slow
 def test_benchmark_times_one_corpus_run_against_one_run_per_video(tmp_path, monkeypatch, capsys):
-    from tasks import benchmark
+    from tools import benchmark
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert benchmark.main(["-c", str(TINY_CONFIG), "--corpus", "2", "--frames", "3", "--height", "32", "--width", "48",

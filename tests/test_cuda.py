@@ -21,14 +21,14 @@ from PIL import Image
 
 import main
 from conftest import TINY_CONFIG, write_mini_davis
+from checkpoints.training import Progress
 from datasets.davis import index_davis
-from inference_handlers.engine import SaliencyEngine
-from inference_handlers.inference import run_inference
+from inference_handlers.inference.engine import SaliencyEngine
+from inference_handlers.inference.runner import run_inference
 from loss import LOSSES
 from network import build_model
-from tasks.distributed import destroy_process_group, init_process_group
 from network.exported import dynamic_shapes, example_clip
-from checkpoints.training import Progress
+from tasks.distributed import destroy_process_group, init_process_group
 from tasks.train import Training, build_network, check_step, train_step, wrap_for_processes
 from utils.config import InferenceConfig, InputConfig, load_config
 

@@ -14,14 +14,14 @@ from torchvision.transforms import v2
 from datasets import build_train_dataset
 from datasets.clip_dataset import ClipDataset
 from datasets.coco import CocoClipDataset, decode_labels, index_coco
+from datasets.crops import ObjectCrop
 from datasets.davis import index_davis
 from datasets.fbms import index_fbms
-from datasets.fbms import main as fbms_main
 from datasets.io import DataFileError, read_mask, write_jpeg
 from datasets.pseudo_clips import affine_step, elastic_step
-from datasets.crops import ObjectCrop
 from datasets.visal import index_visal
 from datasets.youtube_vos import index_youtube_vos
+from tools.fbms import main as fbms_main
 from utils.config import CocoConfig, load_config
 from utils.errors import UserError
 

@@ -28,9 +28,9 @@ import tasks.distributed
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from datasets.io import read_mask, read_rgb
 from datasets.synthetic import MARKER, TMP_INFIX
-from inference_handlers.report_figures import thumbnail
-from tasks.distributed import gather_rows, is_initialized, parameters_digest, shard
+from inference_handlers.evaluation.report_figures import thumbnail
 from network import build_model
+from tasks.distributed import gather_rows, is_initialized, parameters_digest, shard
 from utils.config import load_config
 from test_resume import assert_same_training_state
 

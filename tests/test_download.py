@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from tasks.download import main
+from tools.download import main
 from tests.conftest import TINY_CONFIG
 from tests.weight_files import (
     backbone_file_object, encoder_weights, original_checkpoint, random_like, tiny_model)

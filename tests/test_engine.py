@@ -8,9 +8,9 @@ from PIL import Image
 from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
 from datasets.transforms import crop_padding, resize_labels
-from inference_handlers.background import host_workers
-from inference_handlers.engine import SaliencyEngine, nearest_indices, resize_labels_on
-from inference_handlers.inference import run_inference
+from inference_handlers.inference.background import host_workers
+from inference_handlers.inference.engine import SaliencyEngine, nearest_indices, resize_labels_on
+from inference_handlers.inference.runner import run_inference
 from network import build_model
 from utils.config import InferenceConfig, InputConfig, load_config
 
@@ -218,7 +218,7 @@ def test_failed_compilation_falls_back_to_eager_with_one_warning(mini_davis, cap
 
     engine.compiled = broken_compiled
     expected = list(make_engine("shift_back").predict(sequence))
-    with caplog.at_level(logging.WARNING, logger="inference_handlers.engine"):
+    with caplog.at_level(logging.WARNING, logger="inference_handlers.inference.engine"):
         predictions = list(engine.predict(sequence))
     assert len(calls) == 1 and engine.compiled is None
     warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]

@@ -10,8 +10,8 @@ from PIL import Image
 
 from datasets.davis import index_davis
 from datasets.io import read_mask, write_palette_png
-from inference_handlers.evaluate import main as evaluate_main
-from inference_handlers.inference import run_inference
+from inference_handlers.inference.runner import run_inference
+from tools.evaluate import main as evaluate_main
 from utils.config import InferenceConfig
 
 from conftest import write_mini_davis

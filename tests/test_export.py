@@ -7,7 +7,7 @@ import torch
 
 from checkpoints.training import save_checkpoint
 from network import build_model
-from tasks import export
+from tools import export
 from utils.config import load_config, to_dict
 
 from conftest import TINY_CONFIG

@@ -1,5 +1,5 @@
 """BatchNorm folded into the convolution before it (network/fold_bn.py) and the engine's other
-preparation of the network it owns (inference_handlers/backends.prepare_model): the same outputs
+preparation of the network it owns (inference_handlers/inference/backends.prepare_model): the same outputs
 on every model variant, nothing folded that must not be, and the training network untouched by
 validation."""
 
@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from datasets import index_sequences
-from inference_handlers.backends import FROZEN_CPU_COMPILE, compile_network, prepare_model
+from inference_handlers.inference.backends import FROZEN_CPU_COMPILE, compile_network, prepare_model
 from network.fold_bn import fold_batchnorm
 from tasks.train import prepare
 from tasks.train import validate as validate_epoch

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tasks import benchmark, gpu_report
+from tasks import benchmark
+from tools import gpu_report
 
 
 @pytest.mark.slow  # every part of the report, about 12 s

@@ -22,13 +22,14 @@ from datasets.clip_sampling import sliding_windows
 from datasets.davis import index_davis
 from datasets.io import read_rgb, voc_palette
 from datasets.transforms import frame_tensor, pad_clip, padding_for, prepare_test_frame
-from inference_handlers import engine as engine_module
-from inference_handlers.background import intra_op_threads, ordered_map
-from inference_handlers.engine import labels_of
-from inference_handlers.inference import run_inference
-from inference_handlers.metrics import boundary_f, boundary_radius, disk, region_similarity, seg2bmap
-from inference_handlers.writers import write_mask
+from inference_handlers.evaluation.metrics import boundary_f, boundary_radius, disk, region_similarity, seg2bmap
+from inference_handlers.inference import engine as engine_module
+from inference_handlers.inference.background import intra_op_threads, ordered_map
+from inference_handlers.inference.engine import labels_of
+from inference_handlers.inference.runner import run_inference
+from inference_handlers.inference.writers import write_mask
 from tasks import benchmark
+from tools import benchmark as benchmark_tool
 from utils.config import InferenceConfig
 
 from conftest import TINY_CONFIG, write_mini_davis
@@ -301,7 +302,7 @@ def test_ordered_map_keeps_the_order_and_raises_the_original_exception():
 
 def test_null_network_benchmark_scores_ground_truth_and_reports_per_core(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    status = benchmark.main(["-c", str(TINY_CONFIG), "--height", "48", "--width", "90", "--frames", "9",
+    status = benchmark_tool.main(["-c", str(TINY_CONFIG), "--height", "48", "--width", "90", "--frames", "9",
                              "--null-network", "--end-to-end-runs", "3", "name=host"])
     assert status == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

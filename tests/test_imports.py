@@ -85,6 +85,14 @@ def floor(module: str) -> int:
     return FLOORS[module.split(".")[0]]
 
 
+def imports_of_package(graph: dict[str, set[str]], package: str, imported: str) -> list[str]:
+    """'module -> target' for each import from a module of `package` into one of `imported`."""
+    def inside(name: str, folder: str) -> bool:
+        return name == folder or name.startswith(folder + ".")
+    return sorted(f"{name} -> {target}" for name, targets in graph.items() if inside(name, package)
+                  for target in targets if inside(target, imported))
+
+
 def test_the_modules_import_each_other_in_no_circle():
     assert circle_through(import_graph()) is None
 
@@ -93,6 +101,25 @@ def test_no_package_imports_one_on_a_higher_floor():
     upward = sorted(f"{name} -> {target}" for name, targets in import_graph().items() for target in targets
                     if floor(target) > floor(name))
     assert upward == []
+
+
+def test_evaluation_imports_nothing_of_inference():
+    """Scores, reports and comparisons read what inference wrote; they never run it (nor its
+    command-line modules), so a folder of masks is scored without the engine."""
+    assert imports_of_package(import_graph(), "inference_handlers.evaluation", "inference_handlers.inference") == []
+
+
+def test_the_inference_handlers_package_itself_imports_neither_side():
+    """Importing inference_handlers.evaluation runs inference_handlers/__init__.py first: were it to
+    import the engine, every evaluation would load it."""
+    assert import_graph()["inference_handlers"] == set()
+
+
+def test_a_package_import_into_another_is_found():
+    graph = {"inference_handlers.evaluation.report": {"inference_handlers.inference.runner", "utils.files"},
+             "inference_handlers.inference.runner": {"inference_handlers.evaluation.protocols"}}
+    assert imports_of_package(graph, "inference_handlers.evaluation", "inference_handlers.inference") == [
+        "inference_handlers.evaluation.report -> inference_handlers.inference.runner"]
 
 
 def test_every_package_of_the_project_has_a_floor():

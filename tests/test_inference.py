@@ -11,10 +11,10 @@ from scipy.ndimage import binary_erosion
 
 from datasets.davis import index_davis
 from datasets.io import read_mask
-from datasets.video import index_input
 from datasets.transforms import crop_padding
-from inference_handlers import merge_summaries
-from inference_handlers.inference import COMPLETE_MARKER, run_inference
+from datasets.video import index_input
+from inference_handlers.evaluation.protocols import merge_summaries
+from inference_handlers.inference.runner import COMPLETE_MARKER, run_inference
 from tasks.infer import outputs_fingerprint
 from utils.config import InferenceConfig, load_config
 

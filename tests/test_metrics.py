@@ -9,11 +9,11 @@ import py_sod_metrics
 import pytest
 from skimage import morphology
 
-from inference_handlers.metrics import (boundary_f, boundary_radius, max_f_from_histograms, region_similarity,
-                                        saliency_frame, seg2bmap, statistics)
-from inference_handlers.protocols import (DEFINITIONS, PROTOCOLS, Protocol, add_frame, format_table, merge_summaries,
-                                          new_record, protocol_for, score_frame, scored_indices, sequence_csv_rows,
-                                          summarise, without_records)
+from inference_handlers.evaluation.metrics import (boundary_f, boundary_radius, max_f_from_histograms,
+                                                   region_similarity, saliency_frame, seg2bmap, statistics)
+from inference_handlers.evaluation.protocols import (DEFINITIONS, PROTOCOLS, Protocol, add_frame, format_table,
+                                                     merge_summaries, new_record, protocol_for, score_frame,
+                                                     scored_indices, sequence_csv_rows, summarise, without_records)
 
 
 def square(top, left, size=5, shape=(20, 20)):

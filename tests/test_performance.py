@@ -13,9 +13,9 @@ from PIL import Image
 
 from datasets.davis import index_davis
 from datasets.io import DataFileError
-from inference_handlers import inference
-from inference_handlers.background import consume_in_background, prefetch
-from inference_handlers.inference import COMPLETE_MARKER, run_inference
+from inference_handlers.inference import runner as inference
+from inference_handlers.inference.background import consume_in_background, prefetch
+from inference_handlers.inference.runner import COMPLETE_MARKER, run_inference
 from network import build_model
 from utils.config import InferenceConfig, load_config
 

@@ -14,12 +14,12 @@ import tasks.setup
 from checkpoints.training import save_checkpoint
 from datasets.io import read_mask, write_palette_png
 from datasets.sequence import Sequence
-from inference_handlers.compare import format_change
-from inference_handlers.evaluate import main as evaluate_main
-from inference_handlers.inference import run_inference
-from inference_handlers.compare import main as compare_main
-from inference_handlers.report import inference_frames, write_report
+from inference_handlers.evaluation.compare import format_change
+from inference_handlers.evaluation.report import inference_frames, write_report
+from inference_handlers.inference.runner import run_inference
 from network import build_model
+from tools.compare import main as compare_main
+from tools.evaluate import main as evaluate_main
 from utils.config import InferenceConfig, load_config, to_dict
 
 from browser import cell_values, fresh_profile, start_chromium, view

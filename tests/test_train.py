@@ -16,8 +16,8 @@ from checkpoints.training import Progress, save_checkpoint
 from checkpoints.weights import read_model_checkpoint
 from datasets import index_sequences
 from datasets.io import read_rgb
-from inference_handlers import build_engine
-from inference_handlers.report_figures import thumbnail
+from inference_handlers.evaluation.report_figures import thumbnail
+from inference_handlers.inference import build_engine
 from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
 from tasks.clip_images import clip_overlay

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.io import read_rgb
 from datasets import video
+from datasets.io import read_rgb
 from datasets.video import VideoFrames, VideoSequence, array_sequence, index_input
-from inference_handlers.inference import run_inference
+from inference_handlers.inference.runner import run_inference
 from utils.config import InferenceConfig
 from utils.errors import UserError
 

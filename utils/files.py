@@ -7,9 +7,12 @@ file has the mode of any new file of the process: 0o666 less the umask (create_t
 """
 
 import contextlib
+import csv
 import errno
 import fcntl
 import glob
+import io
+import json
 import logging
 import os
 import secrets
@@ -74,6 +77,20 @@ def atomic_write(path: str | Path, write_fn) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: str | Path, summary) -> None:
+    """`summary` as indented JSON, written atomically."""
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
+def write_csv(path: str | Path, rows: list[list]) -> None:
+    """Rows (the first one the header) as CSV, written atomically; floats with 6 decimals."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow([f"{value:.6f}" if isinstance(value, float) else value for value in row])
+    atomic_write_text(path, buffer.getvalue())
 
 
 def ensure_writable_folder(folder: str | Path, purpose: str) -> Path:

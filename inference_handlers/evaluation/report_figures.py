@@ -2,7 +2,7 @@
 and frame thumbnails, each returned as a `data:` URI so that a page embeds it.
 
 Thumbnails put a frame next to its masks, each tinted and outlined as in the overlay videos
-(writers.overlay_frame: red tint, yellow outline).
+(overlays.overlay_frame: red tint, yellow outline).
 """
 
 import base64
@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402 (after
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from inference_handlers.writers import overlay_frame
+from inference_handlers.evaluation.overlays import overlay_frame
 
 LOW_J = 0.5             # J below this is marked in the J-over-time plots (the Recall threshold)
 THUMBNAIL_HEIGHT = 120  # pixels of each panel of a thumbnail

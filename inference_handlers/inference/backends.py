@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.nn.modules.conv import _ConvNd
 
-from inference_handlers.background import intra_op_threads
+from inference_handlers.inference.background import intra_op_threads
 from network.exported import export_program
 from network.fold_bn import fold_batchnorm
 from utils.config import InferenceConfig

@@ -36,8 +36,8 @@ from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
 from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
                                  resized_shape)
-from inference_handlers.backends import OpenVinoNetwork, compile_network, prepare_model
-from inference_handlers.background import host_workers, intra_op_threads, ordered_map, prefetch
+from inference_handlers.inference.backends import OpenVinoNetwork, compile_network, prepare_model
+from inference_handlers.inference.background import host_workers, intra_op_threads, ordered_map, prefetch
 from utils.config import InferenceConfig, InputConfig
 from utils.errors import UserError
 from utils.precision import autocast_for
@@ -128,7 +128,7 @@ class SaliencyEngine:
     (windows per forward), prefetch_frames (frames read ahead in a background thread; 0 = read
     in the calling thread), channels_last (network and clips in channels_last_3d), compile
     (run the network through torch.compile, falling back to eager with one warning if compiling
-    fails), fold_bn and backend (inference_handlers/backends.py). From `input_config`: clip_length
+    fails), fold_bn and backend (inference_handlers/inference/backends.py). From `input_config`: clip_length
     and the test-time resize (test_resize, test_size).
 
     The engine owns `model` and makes it ready for inference in place (BatchNorm folded, weights

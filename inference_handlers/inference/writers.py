@@ -1,5 +1,6 @@
-"""Result files, all written atomically: palette PNG masks, 8-bit probability PNGs, overlay
-videos, JSON summaries (metrics, benchmarks) and CSV tables.
+"""Result files, all written atomically: palette PNG masks, 8-bit probability PNGs and overlay
+videos (each frame drawn by evaluation.overlays.overlay_frame). JSON summaries and CSV tables are
+written by utils.files.write_json / write_csv.
 
 Probability PNGs: single-channel 8-bit, grey level = round(255 * foreground probability), so
 0 = certainly background, 255 = certainly foreground and 128 and above = the mask's foreground
@@ -7,9 +8,6 @@ up to rounding; read back as level / 255.
 """
 
 import contextlib
-import csv
-import io
-import json
 import logging
 from fractions import Fraction
 from pathlib import Path
@@ -17,21 +15,17 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
-from scipy.ndimage import binary_dilation
 
 from datasets.io import write_palette_png
-from datasets.transforms import resize_image, resize_labels
-from inference_handlers.metrics import disk, seg2bmap
-from utils.files import atomic_path, atomic_write, atomic_write_text
+from datasets.transforms import resize_image
+from inference_handlers.evaluation.overlays import overlay_frame
+from utils.files import atomic_path, atomic_write
 
 logger = logging.getLogger(__name__)
 
 # Encoders tried in order for overlay videos: H.264 plays in every browser; VP9 in MP4 plays in
 # Chrome and Firefox; MPEG-4 part 2 is the last resort (desktop players only).
 OVERLAY_CODECS = ("libx264", "libopenh264", "libvpx-vp9", "mpeg4")
-OVERLAY_COLOR = np.array([255, 40, 40], dtype=np.float32)  # mask tint (RGB)
-CONTOUR_COLOR = np.array([255, 255, 0], dtype=np.uint8)     # mask outline (RGB)
-OVERLAY_ALPHA = 0.5                                         # weight of the tint inside the mask
 # zlib settings of the mask PNGs: level 1 writes a 480p mask in 1.2 instead of 2.3 ms at PIL's
 # default level 6 and reads back in 0.3 instead of 0.9 ms; files of a few KB, 1.75x larger (the
 # run-length strategy gives smaller files than level 6 at level 1's writing speed, but reads back
@@ -52,19 +46,6 @@ def write_probability(path: Path, probability: np.ndarray) -> None:
     atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
 
 
-def write_json(path: Path, summary: dict) -> None:
-    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
-
-
-def write_csv(path: Path, rows: list[list]) -> None:
-    """Rows (the first one the header) as CSV; floats with 6 decimals."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    for row in rows:
-        writer.writerow([f"{value:.6f}" if isinstance(value, float) else value for value in row])
-    atomic_write_text(path, buffer.getvalue())
-
-
 def overlay_codec() -> str:
     """The first encoder of OVERLAY_CODECS that the bundled FFmpeg has."""
     for name in OVERLAY_CODECS:
@@ -76,17 +57,6 @@ def overlay_codec() -> str:
             logger.warning("overlay videos: no libx264 in this FFmpeg build, using %s", name)
         return name
     raise RuntimeError(f"FFmpeg has none of the video encoders {', '.join(OVERLAY_CODECS)}")
-
-
-def overlay_frame(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) frame with the mask tinted and outlined (outline ~ 1/200 of the diagonal)."""
-    mask = resize_labels(np.asarray(labels, dtype=np.uint8), image.shape[:2]) != 0
-    blended = image.astype(np.float32)
-    blended[mask] = (1 - OVERLAY_ALPHA) * blended[mask] + OVERLAY_ALPHA * OVERLAY_COLOR
-    result = blended.round().astype(np.uint8)
-    thickness = max(1, round(np.hypot(*image.shape[:2]) / 400))
-    result[binary_dilation(seg2bmap(mask), structure=disk(thickness))] = CONTOUR_COLOR
-    return result
 
 
 class OverlayEncoder:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from datasets.transforms import resize_image, resize_labels
-from inference_handlers.metrics import (boundary_f, max_f_from_histograms, region_similarity,
-                                        saliency_frame, statistics)
+from inference_handlers.evaluation.metrics import (boundary_f, max_f_from_histograms, region_similarity,
+                                                   saliency_frame, statistics)
 from utils.registry import pick
 
 FRAME_SETS = {  # the annotated frames that count, from the sorted annotated frames

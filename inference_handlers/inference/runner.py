@@ -31,19 +31,19 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.corpus import input_name
+from datasets.io import OVERLAYS_DIR, PROBS_DIR
 from datasets.video import frame_rate_of
-from inference_handlers.background import consume_in_background, host_workers, ordered_map
-from inference_handlers.protocols import (PROTOCOLS, add_frame, new_record, score_frame,
-                                          scored_indices, summarise)
-from inference_handlers.writers import overlay_video, write_json, write_mask, write_probability
+from inference_handlers.evaluation.protocols import (PROTOCOLS, add_frame, new_record, score_frame, scored_indices,
+                                                     summarise)
+from inference_handlers.inference.background import consume_in_background, host_workers, ordered_map
+from inference_handlers.inference.writers import overlay_video, write_mask, write_probability
 from utils.config import InferenceConfig
 from utils.errors import UserError
-from utils.files import remove_temp_files
+from utils.files import remove_temp_files, write_json
 
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = ".complete.json"
-PROBS_DIR, OVERLAYS_DIR = "probs", "overlays"
 
 
 def ground_truth_source(sequence) -> str:
