@@ -1,10 +1,10 @@
 """Stress check, not part of the suite: a finished two-process torchrun training exits 0, every time.
 
-    python tests/stress_torchrun_exit.py --runs 20
+    python tests/e2e/stress_torchrun_exit.py --runs 20
 
-Runs `torchrun --standalone --nproc_per_node=2 main.py -c tests/configs/tiny.yaml --task train`
+Runs `torchrun --standalone --nproc_per_node=2 main.py -c tests/support/tiny.yaml --task train`
 (2 epochs on a small synthetic root with a DataLoader worker, validated and checkpointed every
-epoch, as tests/test_distributed.py does) `--runs` times in a fresh folder each, with
+epoch, as tests/e2e/test_distributed.py does) `--runs` times in a fresh folder each, with
 PYTHONFAULTHANDLER=1 so that a worker that dies of a signal at exit leaves the Python stacks of its
 threads in the log. Prints one line per run (exit code, seconds, any abort seen) and a summary; the
 exit status is 0 only when every run exited 0 after logging "finished training".
@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-TINY_CONFIG = REPO_ROOT / "tests/configs/tiny.yaml"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TINY_CONFIG = REPO_ROOT / "tests/support/tiny.yaml"
 TRAIN_ARGS = [
     "--task", "train", "data.train=synthetic", "data.test=synthetic", "data.train_root=data/synthetic",
     "data.test_root=data/synthetic", "data.synthetic.num_train=6", "data.synthetic.num_val=2",

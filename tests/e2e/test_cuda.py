@@ -20,7 +20,6 @@ import torch
 from PIL import Image
 
 import main
-from conftest import TINY_CONFIG, write_mini_davis
 from datasets.davis import index_davis
 from inference_handlers.engine import SaliencyEngine
 from inference_handlers.inference import run_inference
@@ -31,6 +30,9 @@ from network.exported import dynamic_shapes, example_clip
 from checkpoints.training import Progress
 from tasks.train import Training, build_network, check_step, train_step, wrap_for_processes
 from utils.config import InferenceConfig, InputConfig, load_config
+
+from support.data_trees import write_mini_davis
+from support.paths import TINY_CONFIG
 
 CUDA_MISSING = not torch.cuda.is_available()
 CPU = pytest.param("cpu", id="cpu")

@@ -11,9 +11,11 @@ import main
 from network import build_model
 from utils.config import load_config
 
-from conftest import REPO_ROOT, TINY_CONFIG, mean_j
-from data_trees import (moving_objects, write_coco, write_davis2016, write_fbms_official, write_visal_flat,
-                        write_visal_toolbox, write_youtube_vos)
+from support.data_trees import (moving_objects, write_coco, write_davis2016, write_fbms_official, write_visal_flat,
+                                write_visal_toolbox, write_youtube_vos)
+from support.masks import mean_j
+from support.paths import REPO_ROOT, TINY_CONFIG
+
 
 pytestmark = pytest.mark.slow  # trains the tiny model on every source, runs the paper's test configs
 

@@ -25,14 +25,16 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import main
 import tasks.distributed
-from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from datasets.io import read_mask, read_rgb
 from datasets.synthetic import MARKER, TMP_INFIX
 from inference_handlers.report_figures import thumbnail
 from tasks.distributed import gather_rows, is_initialized, parameters_digest, shard
 from network import build_model
 from utils.config import load_config
-from test_resume import assert_same_training_state
+
+from support.data_trees import write_mini_davis
+from support.paths import REPO_ROOT, TINY_CONFIG
+from support.training_state import assert_same_training_state
 
 pytestmark = pytest.mark.slow  # torchrun with two processes
 

@@ -10,7 +10,8 @@ from network import build_model
 from tasks import export
 from utils.config import load_config, to_dict
 
-from conftest import TINY_CONFIG
+from support.paths import TINY_CONFIG
+
 
 pytestmark = pytest.mark.slow  # torch.export and ONNX export
 

@@ -8,7 +8,7 @@ Kill moments: a delay drawn from a seeded RNG after a log line: for inference th
 the run's set-up (imports done, model built), delay in (0.1, 0.9) x the duration of the
 uninterrupted run; for training the start of the data loading and of a validation (delay in
 (0, 0.5) s, so the kill lands in that phase). One kill per run lands inside a write whatever the
-machine's speed: that run starts through tests/held_write_main.py, which holds a seeded write open
+machine's speed: that run starts through tests/support/held_write_main.py, which holds a seeded write open
 (its data in the temp file, not yet renamed) until the kill. For inference, a kill that comes
 after the run has already finished is counted, not a failure. Every run uses one intra-op thread:
 on shared cores two OpenMP threads make a step of the tiny model many times slower.
@@ -19,10 +19,7 @@ import json
 import logging
 import os
 import random
-import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -37,9 +34,12 @@ from checkpoints.training import save_checkpoint
 from network import build_model
 from utils.config import load_config, to_dict
 
-from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
-from test_resume import assert_same_optimizer_state, assert_same_training_state
-from test_video import decode_all
+from support.data_trees import write_mini_davis
+from support.kills import TEMP_FILE, run_until_killed, temp_files
+from support.paths import TINY_CONFIG
+from support.training_state import assert_same_optimizer_state, assert_same_training_state
+from support.videos import decode_all
+
 
 pytestmark = pytest.mark.slow  # kills and reruns training and inference in subprocesses
 
@@ -48,14 +48,8 @@ logger = logging.getLogger(__name__)
 KILLS = 3                  # killed runs before the run that finishes
 WRITE_KILL = 1             # which of them is killed inside a write
 MAX_WRITES_BEFORE_HELD = 8  # the write killed is one of the first 8 of the run's result files
-HELD_WRITE_TIMEOUT = 600    # seconds a run may take to reach the write it holds
-TEMP_FILE = re.compile(r"\.(?P<final>.+)\.\w{8}\.tmp")  # atomic_write's temp name for .../<final>
 NUM_FRAMES, HEIGHT, WIDTH = 16, 64, 112  # inference data: frames per sequence and their size
 SEQUENCES = ("a", "b", "c", "d", "e", "f")
-
-
-def temp_files(folder: Path) -> set[Path]:
-    return {path for path in folder.rglob(".*.tmp") if TEMP_FILE.fullmatch(path.name)}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -66,41 +60,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def run_until_killed(args: list[str], cwd: Path, log: Path, started: str, delay: float,
-                     held: tuple[str, int] | None = None) -> dict:
-    """Start `python main.py args` in `cwd` and SIGKILL it `delay` seconds after it logs `started`,
-    or, with `held` = (final_names, after), while it holds open the write of a file whose name
-    matches the regex `final_names` (the write after `after` others of such files; see
-    held_write_main.py), so that the kill lands inside a write on any machine. Returns
-    {"killed": False when it had finished, "new_temp_files": the temp files the kill left behind,
-    "delay", "last": its last log line}."""
-    before = temp_files(cwd)
-    signal_file = log.with_suffix(".held")
-    program, env = REPO_ROOT / "main.py", {**os.environ, "OMP_NUM_THREADS": "1"}
-    if held is not None:
-        program = REPO_ROOT / "tests/held_write_main.py"
-        env.update(HOLD_WRITE_OF=held[0], HOLD_WRITE_AFTER=str(held[1]), HOLD_WRITE_SIGNAL=str(signal_file))
-    with open(log, "w") as stderr:
-        process = subprocess.Popen([sys.executable, str(program), *args], cwd=cwd, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        while process.poll() is None and started not in log.read_text():
-            time.sleep(0.01)
-        deadline = time.monotonic() + (HELD_WRITE_TIMEOUT if held is not None else delay)
-        while process.poll() is None and time.monotonic() < deadline and not signal_file.exists():
-            time.sleep(0.005)
-        assert held is None or signal_file.exists(), f"no write of {held[0]} was held:\n{log.read_text()[-3000:]}"
-        process.kill()
-    finally:
-        process.kill()
-        process.wait(timeout=60)
-    killed = process.returncode == -signal.SIGKILL
-    if not killed:
-        assert process.returncode == 0, log.read_text()[-3000:]
-    return {"killed": killed, "new_temp_files": sorted(temp_files(cwd) - before), "delay": round(delay, 2),
-            "last": log.read_text().strip().splitlines()[-1][-90:]}
 
 
 def kill_several_times(args: list[str], cwd: Path, started: str, duration: float, final_names: str,

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import main
-from conftest import REPO_ROOT, TINY_CONFIG, masks_in, mean_j
+
+from support.masks import masks_in, mean_j
+from support.paths import REPO_ROOT, TINY_CONFIG
 
 pytestmark = pytest.mark.slow  # trains, and starts main.py in subprocesses
 

@@ -12,7 +12,8 @@ from checkpoints.training import save_checkpoint
 from network import build_model
 from utils.config import load_config
 
-from conftest import REPO_ROOT
+from support.paths import REPO_ROOT
+
 
 pytestmark = pytest.mark.slow  # full-size key tables and original-format checkpoints
 

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 import main
-from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
 
-pytestmark = pytest.mark.slow  # trains the tiny model about ten times, one of them in a subprocess
+from support.data_trees import write_mini_davis
+from support.paths import REPO_ROOT, TINY_CONFIG
+from support.training_state import ITERATIONS, assert_same_training_state
 
-ITERATIONS = 6  # 2 epochs of 3 batches
+pytestmark = pytest.mark.slow  # trains the tiny model about ten times, one of them in a subprocess
 
 
 @pytest.fixture(scope="module")
@@ -39,25 +40,6 @@ def uninterrupted(tmp_path_factory, run_args):
     with contextlib.chdir(folder):
         assert main.main(run_args) == 0
     return torch.load(folder / "saved_models/tiny/last.pth", weights_only=True)
-
-
-def assert_same_training_state(checkpoint, reference):
-    assert checkpoint["iteration"] == reference["iteration"] == ITERATIONS
-    assert checkpoint["training"]["progress"]["finished"]
-    for key, value in reference["model"].items():
-        assert torch.equal(checkpoint["model"][key], value), key
-    assert_same_optimizer_state(checkpoint["optimizer"], reference["optimizer"])
-    assert checkpoint["scheduler"] == reference["scheduler"]
-
-
-def assert_same_optimizer_state(optimizer, reference):
-    """Every entry of every parameter's state (Adam: exp_avg, exp_avg_sq, step) and the groups."""
-    assert optimizer["param_groups"] == reference["param_groups"]
-    assert optimizer["state"].keys() == reference["state"].keys()
-    for index, state in reference["state"].items():
-        assert optimizer["state"][index].keys() == state.keys(), index
-        for key, value in state.items():
-            assert torch.equal(optimizer["state"][index][key], value), (index, key)
 
 
 def test_sigterm_writes_last_pth_and_the_same_command_resumes_exactly(tmp_path, monkeypatch, caplog, run_args,
@@ -134,7 +116,6 @@ def test_the_command_of_a_finished_run_trains_nothing_and_says_so(tmp_path, monk
     assert "nothing to train: saved_models/tiny/last.pth had finished all 1 epochs (3 iterations)" in caplog.text
     assert "finished training" not in caplog.text
     assert (tmp_path / "saved_models/tiny/last.pth").read_bytes() == finished
-
 
 
 def test_sigterm_to_the_whole_process_group_with_loader_workers_stops_cleanly(tmp_path, run_args):

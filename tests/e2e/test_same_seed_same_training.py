@@ -11,7 +11,8 @@ import torch
 import torchvision
 
 import main
-from conftest import REPO_ROOT
+
+from support.paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow  # trains the demo three times
 

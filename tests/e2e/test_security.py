@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, TINY_CONFIG
+from support.paths import REPO_ROOT, TINY_CONFIG
+
 
 pytestmark = pytest.mark.slow  # main.py in subprocesses
 

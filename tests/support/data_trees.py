@@ -169,3 +169,22 @@ def write_visal_toolbox(root: Path) -> Path:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(labels * 255, mode="L").save(path)
     return root
+
+
+def write_mini_davis(root: Path, names=("bear", "cows"), num_frames=10, height=64, width=112) -> Path:
+    """A DAVIS tree: noise frames with a moving ellipse, palette masks, ImageSets 2016 and 2017."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:height, :width]
+    for name in names:
+        for index in range(num_frames):
+            center_x = 20 + 4 * index
+            ellipse = ((cols - center_x) / 12.0) ** 2 + ((rows - height / 2) / 9.0) ** 2 <= 1
+            image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            image[ellipse] = (220, 40, 40)
+            write_jpeg(root / "JPEGImages/480p" / name / f"{index:05d}.jpg", image)
+            write_palette_png(root / "Annotations_unsupervised/480p" / name / f"{index:05d}.png",
+                              ellipse.astype(np.uint8))
+    for split in ("2016/val.txt", "2017/train.txt", "2017/val.txt"):
+        (root / "ImageSets" / split).parent.mkdir(parents=True, exist_ok=True)
+        (root / "ImageSets" / split).write_text("\n".join(names) + "\n")
+    return root

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import utils.files  # noqa: E402  (patched before any module imports atomic_path from it)
 

@@ -14,7 +14,6 @@ from network.csn import csn_ir
 from utils.config import ModelConfig
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPTHS = (1, 2, 1, 1)  # layer2 has two blocks, so caffe2's global block index != index in stage
 WIDTH, DECODER_WIDTH = 8, 16
 PIXEL_MEAN = (114.7748, 107.7354, 99.4750)

@@ -16,8 +16,9 @@ from checkpoints.weights import (
     load_backbone_weights, load_model_weights)
 from checkpoints.training import save_checkpoint
 from utils.errors import UserError
-from weight_files import (MMACTION2_RULES, WIDTH, assert_state_equals, backbone_file_object,
-    encoder_weights, expected_encoder_state, renamed, tiny_encoder, tiny_model, write_backbone_file)
+
+from support.weight_files import (MMACTION2_RULES, WIDTH, assert_state_equals, backbone_file_object, encoder_weights,
+                                  expected_encoder_state, renamed, tiny_encoder, tiny_model, write_backbone_file)
 
 
 # ----- backbone files ----------------------------------------------------------------------

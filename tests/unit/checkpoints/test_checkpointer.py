@@ -14,7 +14,8 @@ from tasks.schedule import build_optimizer, build_scheduler
 from utils.config import load_config, to_dict
 from utils.errors import UserError
 
-from conftest import TINY_CONFIG
+from support.paths import TINY_CONFIG
+
 
 LAYOUT = ["format", "model", "optimizer", "scheduler", "scaler", "epoch", "iteration", "config", "training"]
 

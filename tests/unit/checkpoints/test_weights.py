@@ -24,9 +24,11 @@ from network import build_model
 from tasks.train import build_network as build_training_network
 from utils.config import ModelConfig
 from utils.errors import UserError
-from weight_files import (DECODER_WIDTH, DEPTHS, PIXEL_MEAN, REPO_ROOT, WIDTH,
-    assert_state_equals, encoder_weights, expected_encoder_state, original_checkpoint, random_like,
-    tiny_encoder, tiny_model, write_backbone_file)
+
+from support.paths import REPO_ROOT
+from support.weight_files import (DECODER_WIDTH, DEPTHS, PIXEL_MEAN, WIDTH, assert_state_equals, encoder_weights,
+                                  expected_encoder_state, original_checkpoint, random_like, tiny_encoder, tiny_model,
+                                  write_backbone_file)
 
 
 # ----- prefixes and strict loading ---------------------------------------------------------

@@ -25,9 +25,9 @@ from datasets.youtube_vos import index_youtube_vos
 from utils.config import CocoConfig, load_config
 from utils.errors import UserError
 
-from conftest import TINY_CONFIG
-from data_trees import (HEIGHT, WIDTH, moving_objects, write_coco, write_davis2016, write_davis2017_semi,
-                        write_fbms_official, write_visal_flat, write_visal_toolbox, write_youtube_vos)
+from support.data_trees import (HEIGHT, WIDTH, moving_objects, write_coco, write_davis2016, write_davis2017_semi,
+                                write_fbms_official, write_visal_flat, write_visal_toolbox, write_youtube_vos)
+from support.paths import TINY_CONFIG
 
 
 def clip_dataset(sequences, clip_length=4, **kwargs):

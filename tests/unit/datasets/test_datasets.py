@@ -13,7 +13,7 @@ from datasets.visal import index_visal
 from utils.config import load_config
 from utils.errors import UserError
 
-from conftest import TINY_CONFIG
+from support.paths import TINY_CONFIG
 
 
 def test_index_davis_lists_frames_and_masks(mini_davis):

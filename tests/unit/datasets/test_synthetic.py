@@ -15,7 +15,6 @@ import pytest
 from PIL import Image
 
 import main
-from conftest import REPO_ROOT, TINY_CONFIG
 from datasets.io import read_mask, read_rgb
 from datasets.synthetic import (
     MARKER,
@@ -26,6 +25,8 @@ from datasets.synthetic import (
     render_sequence,
 )
 from utils.files import lock_file
+
+from support.paths import REPO_ROOT, TINY_CONFIG
 
 SMALL = dict(num_train=4, num_val=2, num_frames=6, height=64, width=96, seed=0)
 

@@ -17,7 +17,9 @@ from checkpoints.training import save_checkpoint
 from utils.config import InferenceConfig, InputConfig, load_config, to_dict
 from utils.errors import UserError
 
-from conftest import TINY_CONFIG, write_mini_davis
+from support.data_trees import write_mini_davis
+from support.paths import TINY_CONFIG
+
 
 CPU = torch.device("cpu")
 AGREEMENT = 0.99  # masks of a faster setting against fp32 eager, as docs/performance.md asks

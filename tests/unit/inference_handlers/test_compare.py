@@ -16,8 +16,9 @@ from inference_handlers.report_figures import LOW_J, bar_figure, change_limits, 
 from network import build_model
 from utils.config import load_config, to_dict
 
-from conftest import TINY_CONFIG, write_mini_davis
-from test_video import write_video
+from support.data_trees import write_mini_davis
+from support.paths import TINY_CONFIG
+from support.videos import write_video
 
 
 @pytest.fixture

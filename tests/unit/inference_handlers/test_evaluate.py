@@ -14,9 +14,9 @@ from inference_handlers.evaluate import main as evaluate_main
 from inference_handlers.inference import run_inference
 from utils.config import InferenceConfig
 
-from conftest import write_mini_davis
-from data_trees import write_davis2016
-from test_engine import make_engine
+from support.data_trees import write_davis2016
+from support.data_trees import write_mini_davis
+from support.engines import make_engine
 
 
 @pytest.fixture
@@ -106,7 +106,6 @@ def test_missing_prediction_is_one_error_line(tmp_path, predicted, capsys):
     assert status == 2 and "Traceback" not in stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("error: --pred: no prediction for 1 annotated frames") and "cows/00003" in last
-
 
 
 TRAIN = [f"train_{n:04d}" for n in range(30)]

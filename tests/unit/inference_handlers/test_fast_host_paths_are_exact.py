@@ -31,8 +31,9 @@ from inference_handlers.writers import write_mask
 from tasks import benchmark
 from utils.config import InferenceConfig
 
-from conftest import TINY_CONFIG, write_mini_davis
-from test_engine import make_engine
+from support.data_trees import write_mini_davis
+from support.engines import make_engine
+from support.paths import TINY_CONFIG
 
 
 def test_two_class_labels_equal_argmax_including_ties_and_nan():

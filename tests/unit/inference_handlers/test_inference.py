@@ -18,9 +18,10 @@ from inference_handlers.inference import COMPLETE_MARKER, run_inference
 from tasks.infer import outputs_fingerprint
 from utils.config import InferenceConfig, load_config
 
-from conftest import TINY_CONFIG, write_mini_davis
-from test_engine import make_engine
-from test_video import decode_all, write_video
+from support.data_trees import write_mini_davis
+from support.engines import make_engine
+from support.paths import TINY_CONFIG
+from support.videos import decode_all, write_video
 
 
 @pytest.fixture

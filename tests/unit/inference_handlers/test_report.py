@@ -22,9 +22,10 @@ from inference_handlers.report import inference_frames, write_report
 from network import build_model
 from utils.config import InferenceConfig, load_config, to_dict
 
-from browser import cell_values, fresh_profile, start_chromium, view
-from conftest import TINY_CONFIG, write_mini_davis
-from test_engine import make_engine
+from support.browser import cell_values, fresh_profile, start_chromium, view
+from support.data_trees import write_mini_davis
+from support.engines import make_engine
+from support.paths import TINY_CONFIG
 
 
 @pytest.fixture(scope="module")

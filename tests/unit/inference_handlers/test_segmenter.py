@@ -12,9 +12,9 @@ from network import build_model
 from utils.config import load_config, to_dict
 from utils.device import select_device
 from utils.errors import UserError
-from weight_files import original_checkpoint
 
-from conftest import TINY_CONFIG
+from support.paths import TINY_CONFIG
+from support.weight_files import original_checkpoint
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from inference_handlers.inference import COMPLETE_MARKER, run_inference
 from network import build_model
 from utils.config import InferenceConfig, load_config
 
-from conftest import TINY_CONFIG, write_mini_davis
-from test_engine import make_engine
+from support.data_trees import write_mini_davis
+from support.engines import make_engine
+from support.paths import TINY_CONFIG
 
 
 def tiny_network():

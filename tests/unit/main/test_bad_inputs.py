@@ -22,11 +22,13 @@ import torchvision
 from PIL import Image
 
 import main
-from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
-from data_trees import write_coco, write_youtube_vos
 from datasets.io import write_palette_png
 from loss import LOSSES
 from utils.files import lock_folder, unlock_folder
+
+from support.data_trees import write_coco, write_youtube_vos
+from support.data_trees import write_mini_davis
+from support.paths import REPO_ROOT, TINY_CONFIG
 
 NUM_FRAMES = 8  # = the tiny config's clip length: every training clip reads the last frame
 

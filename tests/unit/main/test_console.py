@@ -11,10 +11,12 @@ import pytest
 
 import main
 from checkpoints.training import save_checkpoint
-from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from network import build_model
 from tasks.infer import CONSOLE_SEQUENCES, report
 from utils.config import load_config, to_dict
+
+from support.data_trees import write_mini_davis
+from support.paths import REPO_ROOT, TINY_CONFIG
 
 OUR_PACKAGES = {"main", "tasks", "network", "checkpoints", "datasets", "loss", "inference_handlers", "utils"}
 LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (?P<level>[A-Z]+) (?P<logger>[\w.]+): ")

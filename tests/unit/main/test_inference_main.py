@@ -14,9 +14,10 @@ from inference_handlers.segmenter import Segmenter
 from network import build_model
 from utils.config import load_config, to_dict
 
-from conftest import TINY_CONFIG, write_mini_davis
-from data_trees import write_fbms_official, write_visal_flat
-from test_video import decode_all, write_video
+from support.data_trees import write_fbms_official, write_visal_flat
+from support.data_trees import write_mini_davis
+from support.paths import TINY_CONFIG
+from support.videos import decode_all, write_video
 
 
 @pytest.fixture

@@ -18,8 +18,10 @@ from tasks.train import prepare
 from tasks.train import validate as validate_epoch
 from utils.config import InferenceConfig, load_config
 
-from conftest import TINY_CONFIG, write_mini_davis
-from test_variants import IDS, VARIANTS, build
+from support.data_trees import write_mini_davis
+from support.paths import TINY_CONFIG
+from support.variants import IDS, VARIANTS, build
+
 
 CPU = torch.device("cpu")
 

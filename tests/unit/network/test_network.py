@@ -4,7 +4,8 @@ import torch
 from network import build_model
 from utils.config import ModelConfig, load_config
 
-from conftest import REPO_ROOT, TINY_CONFIG
+from support.paths import REPO_ROOT, TINY_CONFIG
+
 
 MEAN = (114.7748, 107.7354, 99.4750)
 BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")

@@ -14,26 +14,14 @@ from network import BACKBONES, INTER_BLOCKS, REFINE_BLOCKS, build_model
 from network.csn import CSN152_DEPTHS
 from utils.config import ModelConfig
 from utils.errors import UserError
-from weight_files import PIXEL_MEAN, assert_state_equals, random_like
 
-from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
+from support.data_trees import write_mini_davis
+from support.paths import REPO_ROOT, TINY_CONFIG
+from support.variants import IDS, VARIANTS, build
+from support.weight_files import PIXEL_MEAN, assert_state_equals, random_like
 
-# (backbone, inter block, refine block, decoder width): every name once, decoder widths as small
-# as each block's GroupNorms allow.
-VARIANTS = ([(backbone, "GC3d", "Refine3d", 16) for backbone in BACKBONES]
-            + [("csn_ir", inter, "Refine3d", 128 if inter == "ASPP" else 16)
-               for inter in INTER_BLOCKS if inter != "GC3d"]
-            + [("csn_ir", "GC3d", refine, 32 if refine == "Refine3dLightGN" else 16)
-               for refine in REFINE_BLOCKS if refine != "Refine3d"])
-IDS = [f"{backbone}-{inter}-{refine}" for backbone, inter, refine, _ in VARIANTS]
+
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-
-
-def build(backbone="csn_ir", inter="GC3d", refine="Refine3d", decoder_width=16, depths=(1, 1, 1, 1),
-          width=8):
-    return build_model(ModelConfig(depths=list(depths), width=width, decoder_width=decoder_width, bn_mode="train",
-                                   pixel_mean=list(PIXEL_MEAN), backbone=backbone, inter_block=inter,
-                                   refine_block=refine))
 
 
 def full_size(depths=CSN152_DEPTHS, **variant):

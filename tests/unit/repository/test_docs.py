@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 GENERATED_OUTPUTS = ("data/", "results/", "saved_models/", ".venv/")  # what runs write: example paths
 GENERATED_CONFIG_NAMES = {"config.yaml"}  # the resolved config a run writes beside its outputs

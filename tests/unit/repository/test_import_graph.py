@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from support.paths import REPO_ROOT
+
 
 # floor of each top-level package or module: a module may import its own floor and those below
 FLOORS = {

@@ -9,7 +9,7 @@ import torch
 from network.cost import count_flops
 from tasks import benchmark, benchmark_settings
 
-from conftest import TINY_CONFIG
+from support.paths import TINY_CONFIG
 
 
 @pytest.mark.parametrize("build, clip_shape, expected", [

@@ -32,9 +32,10 @@ from checkpoints.training import save_checkpoint
 from utils.config import load_config, to_dict
 from utils.errors import UserError
 
-from conftest import REPO_ROOT, TINY_CONFIG
-from test_kill_rerun import run_until_killed, temp_files
-from test_video import write_video
+from support.kills import run_until_killed, temp_files
+from support.paths import REPO_ROOT, TINY_CONFIG
+from support.videos import write_video
+
 
 HEIGHT, WIDTH = 32, 48
 LENGTHS = {"a.mp4": 6, "b.mkv": 9, "sub/c.mp4": 4, "sub/deeper/d.mp4": 11}  # videos of the clean corpus
@@ -262,7 +263,7 @@ def test_report_lists_every_video_with_its_frames_thumbnails_and_overlay(tmp_pat
 @pytest.mark.slow
 def test_killed_inside_a_marker_write_then_rerun_skips_the_complete_videos_and_ends_the_same(
         tmp_path, folder_run, tiny_weights, corpus, monkeypatch, capsys):
-    """Killed while it holds open the second video's .complete.json write (tests/held_write_main.py):
+    """Killed while it holds open the second video's .complete.json write (tests/support/held_write_main.py):
     the first video is complete, the second's masks are written but it is not; the rerun skips
     one, predicts the others, and ends with the uninterrupted run's masks, markers and failures.json."""
     arguments = infer_args(tiny_weights, str(corpus))
@@ -289,10 +290,10 @@ def free_port() -> int:
 
 
 def launch(cwd: Path, launcher: list[str], arguments: list[str], records: Path, log: Path) -> subprocess.Popen:
-    """torchrun LAUNCHER tests/recorded_writes_main.py ARGUMENTS in `cwd` (every write recorded)."""
+    """torchrun LAUNCHER tests/support/recorded_writes_main.py ARGUMENTS in `cwd` (every write recorded)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", RECORD_WRITES_TO=str(records))
     command = [sys.executable, "-m", "torch.distributed.run", *launcher,
-               str(REPO_ROOT / "tests/recorded_writes_main.py"), *arguments]
+               str(REPO_ROOT / "tests/support/recorded_writes_main.py"), *arguments]
     with open(log, "w") as output:
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT)
 

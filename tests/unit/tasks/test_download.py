@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from tasks.download import main
-from tests.conftest import TINY_CONFIG
-from tests.weight_files import (
-    backbone_file_object, encoder_weights, original_checkpoint, random_like, tiny_model)
+
+from support.paths import TINY_CONFIG
+from support.weight_files import backbone_file_object, encoder_weights, original_checkpoint, random_like, tiny_model
 
 BACKBONE_NAME = "irCSN_152_ft_kinetics_from_ig65m_f126851907.pth"
-TINY_DEPTHS = (1, 1, 1, 1)  # tests/configs/tiny.yaml
+TINY_DEPTHS = (1, 1, 1, 1)  # tests/support/tiny.yaml
 
 
 def saved_bytes(obj) -> bytes:

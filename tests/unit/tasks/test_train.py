@@ -18,7 +18,6 @@ from datasets import index_sequences
 from datasets.io import read_rgb
 from inference_handlers import build_engine
 from inference_handlers.report_figures import thumbnail
-from conftest import REPO_ROOT, TINY_CONFIG, write_mini_davis
 from loss import LOSSES
 from tasks.clip_images import clip_overlay
 from tasks.train import Training, build_network, check_step, train_step, warn_if_unfinished
@@ -26,6 +25,9 @@ from tasks.train import validate as validate_epoch
 from utils.config import Task, load_config, train_sources, validate
 from utils.errors import UserError
 from utils.precision import autocast_for, check_precision
+
+from support.data_trees import write_mini_davis
+from support.paths import REPO_ROOT, TINY_CONFIG
 
 CPU = torch.device("cpu")
 

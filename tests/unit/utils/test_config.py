@@ -17,7 +17,7 @@ from utils.config import Config, Task, choices, from_dict, load_config, to_dict,
 from utils.errors import UserError
 from utils.precision import AUTOCAST_DTYPES
 
-from conftest import REPO_ROOT, TINY_CONFIG
+from support.paths import REPO_ROOT, TINY_CONFIG
 
 
 def write(tmp_path, text, name="run.yaml"):
@@ -181,7 +181,6 @@ def test_unknown_key_inside_a_source_names_its_position(tmp_path):
         load_config(write(tmp_path, "data: {train: [{dataset: coco}, {dataset: davis, wieght: 2}]}\n"))
     with pytest.raises(UserError, match="'data.train': expected str or a list"):
         load_config(write(tmp_path, "data: {train: 3}\n"))
-
 
 
 def test_a_section_or_source_given_a_plain_value_names_its_key(tmp_path):

@@ -13,11 +13,13 @@ import torch
 
 import main
 from checkpoints.training import save_checkpoint
-from conftest import TINY_CONFIG, write_mini_davis
 from inference_handlers.writers import overlay_video, write_json, write_mask
 from network import build_model
 from utils.config import load_config, to_dict
 from utils.files import atomic_write_text
+
+from support.data_trees import write_mini_davis
+from support.paths import TINY_CONFIG
 
 
 @pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
