@@ -1,6 +1,7 @@
 """Shared fixtures (miniature datasets written into tmp_path, weights of the tiny model) and the
 rule that a test skipped for a missing package fails. What tests import lives in tests/support/."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -47,3 +48,13 @@ def model_state():
 @pytest.fixture
 def mini_davis(tmp_path) -> Path:
     return write_mini_davis(tmp_path / "DAVIS")
+
+
+@pytest.fixture(params=[0o022, 0o077], ids=["umask022", "umask077"])
+def umask(request):
+    """The process's umask set to each of the usual 022 and the strict 077 in turn."""
+    previous = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(previous)

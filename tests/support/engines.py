@@ -1,9 +1,18 @@
-"""An inference engine on the CPU around a model whose logits are easy to predict by hand."""
+"""Inference engines on the CPU: around a model whose logits are easy to predict by hand
+(PositionModel, make_engine), or around the tiny network (tiny_model, engine, probabilities); and
+the threads the inference pipeline starts that are still alive."""
+
+import threading
 
 import torch
 
 from inference_handlers.engine import SaliencyEngine
-from utils.config import InferenceConfig, InputConfig
+from network import build_model
+from utils.config import InferenceConfig, InputConfig, load_config
+
+from support.paths import TINY_CONFIG
+
+CPU = torch.device("cpu")
 
 
 class PositionModel(torch.nn.Module):
@@ -24,3 +33,22 @@ def make_engine(tail, dense=False, clip_length=8, clip_overlap=3, model=None, pr
     return SaliencyEngine(model or PositionModel(), settings,
                           InputConfig(clip_length=clip_length, test_resize="unchanged", test_size=[64]),
                           torch.device("cpu"))
+
+
+def tiny_model(seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(load_config(TINY_CONFIG).model).eval()
+
+
+def engine(model, **inference) -> SaliencyEngine:
+    return SaliencyEngine(model, InferenceConfig(prefetch_frames=0, **inference),
+                          InputConfig(clip_length=8, test_resize="unchanged", test_size=[64]), CPU)
+
+
+def probabilities(engine, sequence) -> torch.Tensor:
+    return torch.stack([prediction.probabilities for prediction in engine.predict(sequence)])
+
+
+def background_threads():
+    return [t for t in threading.enumerate()
+            if (t.name in ("frame-reader", "result-writer") or t.name.startswith("host-worker")) and t.is_alive()]

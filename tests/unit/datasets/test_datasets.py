@@ -40,17 +40,6 @@ def test_clip_dataset_sample_layout_and_padding(mini_davis):
     assert set(sample["masks"].unique().tolist()) == {0, 1}
 
 
-@pytest.mark.slow
-def test_clip_dataset_redraws_clips_every_epoch_reproducibly(mini_davis):
-    def frames(epoch):
-        dataset = ClipDataset(index_davis(mini_davis, "2017/train.txt"), clip_length=4,
-                              max_temporal_gap=10, clips_per_sequence=0, resize_mode="unchanged",
-                              resize_size=[64], seed=0)
-        dataset.set_epoch(epoch)
-        return [tuple(dataset[i]["info"]["frames"]) for i in range(len(dataset))]
-    assert frames(0) == frames(0) and frames(0) != frames(1)
-
-
 def test_random_crop_is_the_same_for_every_frame_of_a_clip(mini_davis):
     dataset = ClipDataset(index_davis(mini_davis, "2017/train.txt"), clip_length=4, max_temporal_gap=4,
                           clips_per_sequence=2, resize_mode="resize_short_edge_and_crop",

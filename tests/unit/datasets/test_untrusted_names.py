@@ -20,8 +20,7 @@ from network import build_model
 from utils.config import CocoConfig, load_config, to_dict
 from utils.errors import UserError
 
-from support.data_trees import write_coco, write_davis2016, write_fbms_official, write_youtube_vos
-from support.data_trees import write_mini_davis
+from support.data_trees import write_coco, write_davis2016, write_fbms_official, write_mini_davis, write_youtube_vos
 from support.paths import TINY_CONFIG
 
 

@@ -14,8 +14,7 @@ from inference_handlers.evaluate import main as evaluate_main
 from inference_handlers.inference import run_inference
 from utils.config import InferenceConfig
 
-from support.data_trees import write_davis2016
-from support.data_trees import write_mini_davis
+from support.data_trees import write_davis2016, write_mini_davis
 from support.engines import make_engine
 
 

@@ -2,18 +2,13 @@
 that ends with a non-zero exit, no traceback and a last line naming the culprit (file, key or
 value), except the short video, which must work.
 
-Most rows run main.main in this process (stderr captured); the rows that involve another process
-(a DataLoader worker, a second training process) run main.py as a subprocess.
+Every row here runs main.main in this process (stderr captured); the rows that train for longer or
+involve another process (a DataLoader worker, a second training process, a killed lock holder) are
+in tests/e2e/test_bad_inputs_in_training_and_between_processes.py.
 """
 
-import contextlib
-import errno
 import os
 import pickle
-import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -23,59 +18,27 @@ from PIL import Image
 
 import main
 from datasets.io import write_palette_png
-from loss import LOSSES
-from utils.files import lock_folder, unlock_folder
 
+from support.bad_inputs import (fails_in_process, no_space_left, small_davis, tiny_run_args,
+                                 train_tiny_weights)
 from support.data_trees import write_coco, write_youtube_vos
-from support.data_trees import write_mini_davis
-from support.paths import REPO_ROOT, TINY_CONFIG
-
-NUM_FRAMES = 8  # = the tiny config's clip length: every training clip reads the last frame
+from support.paths import TINY_CONFIG
 
 
 @pytest.fixture
 def data_root(tmp_path):
-    return write_mini_davis(tmp_path / "DAVIS", num_frames=NUM_FRAMES, height=32, width=64)
+    return small_davis(tmp_path)
 
 
 @pytest.fixture
 def args(data_root):
-    return ["-c", str(TINY_CONFIG), f"data.train_root={data_root}", f"data.test_root={data_root}",
-            "train.validate_every=0"]
+    return tiny_run_args(data_root)
 
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory):
     """A checkpoint of the tiny model, trained for one iteration."""
-    folder = tmp_path_factory.mktemp("weights")
-    root = write_mini_davis(folder / "DAVIS", num_frames=NUM_FRAMES, height=32, width=64)
-    with contextlib.chdir(folder):
-        assert main.main(["-c", str(TINY_CONFIG), "--task", "train", f"data.train_root={root}",
-                          f"data.test_root={root}", "train.validate_every=0"]) == 0
-    return folder / "saved_models/tiny/last.pth"
-
-
-def last_error_line(stderr: str) -> str:
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("error: "), stderr[-2000:]
-    return lines[-1]
-
-
-def fails_in_process(arguments, capsys) -> str:
-    """Run main.main in this process; it must return 2 (a user error) without raising."""
-    capsys.readouterr()
-    code = main.main(arguments)
-    stderr = capsys.readouterr().err
-    assert code == 2, stderr[-2000:]
-    return last_error_line(stderr)
-
-
-def fails_in_subprocess(arguments, cwd) -> str:
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), *arguments], cwd=cwd,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2, result.stderr[-2000:]
-    return last_error_line(result.stderr)
+    return train_tiny_weights(tmp_path_factory.mktemp("weights"))
 
 
 def tiny_config_file(path, extra: str):
@@ -143,15 +106,6 @@ def test_sequence_without_frames_is_named(tmp_path, monkeypatch, capsys, args, d
         frame.unlink()
     line = fails_in_process(args + ["--task", "eval", "--wts", str(tiny_weights)], capsys)
     assert "'cows' has no frames" in line and str(data_root / "JPEGImages/480p/cows") in line
-
-
-@pytest.mark.slow
-def test_corrupt_jpeg_read_by_a_dataloader_worker_is_named(tmp_path, args, data_root):
-    """The last frame (the index checks the first one): the worker meets it while training."""
-    corrupt = data_root / "JPEGImages/480p/bear/00007.jpg"
-    corrupt.write_bytes(corrupt.read_bytes()[:3] + b"\x00" * 200)
-    line = fails_in_subprocess(args + ["--task", "train", "loader.num_workers=1"], tmp_path)
-    assert line.startswith(f"error: cannot read image {corrupt}")
 
 
 def test_truncated_png_mask_is_named(tmp_path, monkeypatch, capsys, args, data_root, tiny_weights):
@@ -305,10 +259,6 @@ def test_read_only_run_folder_is_named(tmp_path, monkeypatch, capsys, args):
     assert line == "error: cannot write the run folder saved_models/tiny: Permission denied"
 
 
-def no_space_left(*args, **kwargs):
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
 def test_disk_full_while_writing_a_mask(tmp_path, monkeypatch, capsys, args, tiny_weights):
     """The third mask fails: the run ends naming it, the first two stay whole, no temp file stays
     (masks after it that the writer's threads had in hand are written whole, or not at all)."""
@@ -331,93 +281,3 @@ def test_disk_full_while_writing_a_mask(tmp_path, monkeypatch, capsys, args, tin
     assert all(name.endswith(".png") and not name.startswith(".") for name in written)
     for name in written:
         Image.open(tmp_path / "results/tiny/bear" / name).load()
-
-
-@pytest.mark.slow
-def test_disk_full_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys, args):
-    monkeypatch.chdir(tmp_path)
-    save, calls = torch.save, {"count": 0}
-
-    def save_until_full(payload, target, *save_args, **save_kwargs):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            target.write(b"PK half a checkpoint")
-            no_space_left()
-        return save(payload, target, *save_args, **save_kwargs)
-
-    monkeypatch.setattr(torch, "save", save_until_full)
-    line = fails_in_process(args + ["--task", "train", "train.epochs=2", "train.checkpoint_every=1"], capsys)
-    monkeypatch.setattr(torch, "save", save)
-    assert line == "error: cannot write saved_models/tiny/last.pth: No space left on device"
-    assert torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)["iteration"] == 1
-    assert sorted(path.name for path in (tmp_path / "saved_models/tiny").glob(".last.pth*")) == []
-
-
-@pytest.mark.slow
-def test_nan_loss_stops_at_its_iteration_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, capsys, args):
-    monkeypatch.chdir(tmp_path)
-    cross_entropy, calls = LOSSES["ce"], {"count": 0}
-
-    def loss_nan_at_step_3(logits, masks):
-        calls["count"] += 1
-        loss = cross_entropy(logits, masks)
-        return loss * float("nan") if calls["count"] == 3 else loss
-
-    monkeypatch.setitem(LOSSES, "ce", loss_nan_at_step_3)
-    line = fails_in_process(args + ["--task", "train", "train.epochs=3", "train.checkpoint_every=1"], capsys)
-    assert "training diverged: the loss is nan at iteration 3" in line
-    checkpoint = torch.load(tmp_path / "saved_models/tiny/last.pth", weights_only=True)
-    assert checkpoint["iteration"] == 2
-    assert all(torch.isfinite(value).all() for value in checkpoint["model"].values() if value.is_floating_point())
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("task, folder", [("train", "saved_models/tiny"), ("infer", "results/tiny")])
-def test_second_process_writing_into_the_same_output_folder_is_refused(tmp_path, args, tiny_weights, task, folder):
-    """While one process writes into the output folder (here: the test holds its lock), main.py
-    refuses to write there and names the folder and the process; once free, the run proceeds and
-    frees the folder when it ends."""
-    arguments = args + ["--task", task, "--wts", str(tiny_weights)]
-    holder = lock_folder(tmp_path / folder, "output")
-    try:
-        line = fails_in_subprocess(arguments, tmp_path)
-    finally:
-        unlock_folder(holder)
-    assert line.startswith(f"error: {folder} is in use by process {os.getpid()} on ")
-    assert "choose another run name" in line
-    assert sorted(path.name for path in (tmp_path / folder).iterdir()) == [".lock"]
-    with contextlib.chdir(tmp_path):
-        assert main.main(arguments) == 0
-    assert (tmp_path / folder / ".lock").read_text() == ""  # released when the run ended
-
-
-def test_a_killed_processs_lock_is_free_though_its_forked_child_lives_and_is_taken_over_as_stale(tmp_path, caplog):
-    """The output-folder lock belongs to the process that took it: a forked child (a DataLoader
-    worker) that outlives it holds nothing, so the next run starts at once; the lock file still
-    names the killed process, which the next run reports as stale in one log line."""
-    script = textwrap.dedent(f"""
-        import os, signal, sys, time
-        sys.path.insert(0, {str(REPO_ROOT)!r})
-        from utils.files import lock_folder
-        handle = lock_folder({str(tmp_path / "run")!r}, "run")
-        child = os.fork()
-        if child == 0:
-            time.sleep(120)
-            os._exit(0)
-        print(child, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
-    """)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    child = int(process.stdout.readline())
-    try:
-        assert process.wait(timeout=60) == -signal.SIGKILL
-        os.kill(child, 0)  # the child lives on, with the lock file open
-        caplog.set_level("WARNING")
-        handle = lock_folder(tmp_path / "run", "run")
-    finally:
-        os.kill(child, signal.SIGKILL)
-    (message,) = [record.getMessage() for record in caplog.records]
-    assert message.startswith(f"{tmp_path / 'run'}: taking over the stale lock of process {process.pid} on ")
-    assert message.endswith(", which ended without releasing it")
-    assert (tmp_path / "run/.lock").read_text().startswith(f"process {os.getpid()} on ")
-    unlock_folder(handle)

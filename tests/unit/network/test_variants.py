@@ -1,8 +1,7 @@
 """Every model variant (model.backbone, model.inter_block, model.refine_block): tiny forward
 shapes, full-size names and parameter counts against SPEC §4.2/§4.6 (meta device, no forward),
-and original-format checkpoints of each loaded back through `main.py --wts`."""
-
-import logging
+and checkpoints of one variant refused by another (original-format checkpoints of each loaded
+back through `main.py --wts`: tests/e2e/test_variant_checkpoints_through_wts.py)."""
 
 import pytest
 import torch
@@ -18,7 +17,7 @@ from utils.errors import UserError
 from support.data_trees import write_mini_davis
 from support.paths import REPO_ROOT, TINY_CONFIG
 from support.variants import IDS, VARIANTS, build
-from support.weight_files import PIXEL_MEAN, assert_state_equals, random_like
+from support.weight_files import PIXEL_MEAN
 
 
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -175,35 +174,12 @@ def test_aspp_convolutions_get_the_original_normal_init():
 
 # ----- original-format checkpoints of every variant through main.py --wts ------------------
 
-def variant_overrides(backbone, inter, refine, decoder_width):
-    return [f"model.backbone={backbone}", f"model.inter_block={inter}", f"model.refine_block={refine}",
-            f"model.decoder_width={decoder_width}"]
-
 
 @pytest.fixture(scope="module")
 def one_clip_davis(tmp_path_factory):
     """A DAVIS tree of one 8-frame sequence at 64x64: one window per evaluation."""
     return write_mini_davis(tmp_path_factory.mktemp("davis") / "DAVIS", names=("bear",), num_frames=8,
                             height=64, width=64)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("backbone, inter, refine, decoder_width", VARIANTS, ids=IDS)
-def test_original_checkpoint_of_each_variant_loads_through_wts(
-        tmp_path, monkeypatch, caplog, one_clip_davis, backbone, inter, refine, decoder_width):
-    state = random_like(build(backbone, inter, refine, decoder_width).state_dict(), seed=1)
-    path = tmp_path / "original.pth"
-    save_original_checkpoint(path, state, epoch=2, iteration=9)
-    model = build(backbone, inter, refine, decoder_width)
-    assert load_model_weights(model, path) == "original"
-    assert_state_equals(model.state_dict(), state)
-
-    monkeypatch.chdir(tmp_path)
-    caplog.set_level(logging.INFO)
-    args = ["-c", str(TINY_CONFIG), "--task", "eval", "--wts", str(path), f"data.test_root={one_clip_davis}",
-            *variant_overrides(backbone, inter, refine, decoder_width)]
-    assert main.main(args) == 0
-    assert "loaded original 3DC-Seg checkpoint" in caplog.text and "epoch 2, iteration 9" in caplog.text
 
 
 @pytest.mark.parametrize("file_variant, config_variant, message", [

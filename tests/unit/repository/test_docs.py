@@ -6,31 +6,27 @@ repository: a path whose first component is a top-level entry of the repository 
 `results/`, `saved_models/`), whose paths are examples of generated files. The code inside a link
 to another site (the original's `main.py` on GitHub) names that site's files and is not checked.
 Also: every run config named exists, every relative link resolves (to its heading too), every
-`main.py` command names its --task, no page points at material a clone does not have, and every
-documented `python -m <module>` of this repository answers --help.
+`main.py` command names its --task, and no page points at material a clone does not have. (That
+every documented `python -m <module>` answers --help: tests/e2e/test_documented_modules_answer_help.py.)
 """
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+from support.doc_pages import DOC_FILES, EXTERNAL_LINK, documented_modules, split_code
+from support.paths import REPO_ROOT
+
 GENERATED_OUTPUTS = ("data/", "results/", "saved_models/", ".venv/")  # what runs write: example paths
 GENERATED_CONFIG_NAMES = {"config.yaml"}  # the resolved config a run writes beside its outputs
 NOT_IN_A_CLONE = ("SPEC §", "shared/reference", "../shared")  # background material that does not ship
 PLACEHOLDER_CHARACTERS = set("<>{}*…|$")
 
-EXTERNAL_LINK = re.compile(r"\[[^\]]*\]\((?:https?:|mailto:)[^)]*\)")
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
-INLINE_CODE = re.compile(r"`([^`\n]+)`")
-FENCE = re.compile(r"^\s*```")
 RUN_CONFIG = re.compile(r"run_configs/[\w.-]+\.yaml")
 BARE_CONFIG = re.compile(r"[\w-]+\.yaml")
-MODULE_COMMAND = re.compile(r"python -m ([A-Za-z_][\w.]*)")
 
 
 def top_level_entries() -> set[str]:
@@ -41,26 +37,6 @@ def top_level_entries() -> set[str]:
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: what is on disk
         return {entry.name for entry in REPO_ROOT.iterdir()} - {".git", ".venv", "data", "results"}
     return {line.split("/")[0] for line in listing.splitlines()}
-
-
-def split_code(text: str) -> tuple[list[str], list[str]]:
-    """(prose lines, code texts) of a Markdown page: fenced blocks as logical lines (a trailing
-    backslash continues the line), inline code spans; links to other sites removed first."""
-    text = EXTERNAL_LINK.sub("", text)
-    prose, code, in_block, pending = [], [], False, ""
-    for line in text.splitlines():
-        if FENCE.match(line):
-            in_block = not in_block
-            continue
-        if in_block:
-            pending += line.rstrip("\\") + " "
-            if not line.endswith("\\"):
-                code.append(pending)
-                pending = ""
-        else:
-            prose.append(line)
-            code.extend(INLINE_CODE.findall(line))
-    return prose, code
 
 
 def path_candidates(code_text: str) -> list[str]:
@@ -138,16 +114,6 @@ def doc_problems(page: Path, text: str, top_level: set[str]) -> list[str]:
     return sorted(set(problems))
 
 
-def documented_modules() -> list[str]:
-    """Modules of this repository that the pages run as `python -m <module>`."""
-    packages = {entry.name for entry in REPO_ROOT.iterdir() if (entry / "__init__.py").is_file()}
-    modules = set()
-    for page in DOC_FILES:
-        for code_text in split_code(page.read_text(encoding="utf-8"))[1]:
-            modules.update(name for name in MODULE_COMMAND.findall(code_text) if name.split(".")[0] in packages)
-    return sorted(modules)
-
-
 @pytest.mark.parametrize("page", DOC_FILES, ids=lambda page: str(page.relative_to(REPO_ROOT)))
 def test_page_matches_the_repository(page):
     assert doc_problems(page, page.read_text(encoding="utf-8"), top_level_entries()) == []
@@ -204,12 +170,3 @@ def test_readme_commands_are_what_ci_runs():
 
 def test_some_modules_are_documented():
     assert len(documented_modules()) >= 5
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("module", documented_modules())
-def test_documented_module_answers_help(module):
-    result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, f"python -m {module} --help: exit {result.returncode}\n{result.stderr[-2000:]}"
-    assert "usage" in result.stdout.lower()

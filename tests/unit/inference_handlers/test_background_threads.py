@@ -1,70 +1,27 @@
-"""The inference pipeline's threads: frames read ahead, several windows per forward and a
-background writer give the same files as the plain synchronous engine, stay bounded, and hand
-every error to the calling thread as the original exception."""
+"""The inference pipeline's threads (inference_handlers/background.py): the frame reader and the
+background writer stay bounded, stop, and hand every error to the calling thread as the original
+exception (that they give the same files as the plain synchronous engine:
+tests/e2e/test_threaded_inference_writes_the_synchronous_files.py)."""
 
-import io
 import threading
 import time
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from datasets.davis import index_davis
 from datasets.io import DataFileError
 from inference_handlers import inference
 from inference_handlers.background import consume_in_background, prefetch
 from inference_handlers.inference import COMPLETE_MARKER, run_inference
-from network import build_model
-from utils.config import InferenceConfig, load_config
+from utils.config import InferenceConfig
 
 from support.data_trees import write_mini_davis
-from support.engines import make_engine
-from support.paths import TINY_CONFIG
-
-
-def tiny_network():
-    torch.manual_seed(0)
-    return build_model(load_config(TINY_CONFIG).model).eval()
-
-
-def files_of(folder):
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-def background_threads():
-    return [t for t in threading.enumerate()
-            if (t.name in ("frame-reader", "result-writer") or t.name.startswith("host-worker")) and t.is_alive()]
+from support.engines import background_threads, make_engine
 
 
 @pytest.fixture
 def two_sequences(tmp_path):
     return index_davis(write_mini_davis(tmp_path / "DAVIS", num_frames=13), "2017/val.txt")
-
-
-@pytest.mark.slow
-def test_batched_prefetched_background_written_files_equal_the_synchronous_ones(tmp_path, two_sequences):
-    network = tiny_network()
-    options = dict(show_progress=False, protocol="davis2016")
-    plain = run_inference(make_engine("repeat_first", model=network, clip_length=4, clip_overlap=1),
-                          two_sequences, InferenceConfig(save_probs=True, write_queue=0),
-                          results_dir=tmp_path / "plain", **options)
-    fast = run_inference(make_engine("repeat_first", model=network, clip_length=4, clip_overlap=1,
-                                     batch_size=3, prefetch_frames=4),
-                         two_sequences, InferenceConfig(save_probs=True, write_queue=2),
-                         results_dir=tmp_path / "fast", **options)
-    assert not background_threads()
-    expected = files_of(tmp_path / "plain")
-    assert len(expected) == 2 * (2 * 13 + 1)  # masks, probability PNGs, markers: all written on return
-    written = files_of(tmp_path / "fast")
-    assert written.keys() == expected.keys()
-    masks_and_markers = [name for name in expected if not name.startswith("probs/")]
-    assert all(written[name] == expected[name] for name in masks_and_markers)
-    for name in expected.keys() - set(masks_and_markers):  # a batched convolution rounds differently (~1e-6)
-        levels = [np.asarray(Image.open(io.BytesIO(files[name])), dtype=int) for files in (written, expected)]
-        assert np.abs(levels[0] - levels[1]).max() <= 1, name
-    assert fast == plain
 
 
 def test_writer_error_reaches_the_caller_as_the_original_exception(tmp_path, two_sequences, monkeypatch):
