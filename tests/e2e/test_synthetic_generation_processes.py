@@ -1,6 +1,7 @@
 """Processes that generate the synthetic dataset (`python -m datasets.synthetic`): started together
 they generate it once, and one killed midway leaves a copy that the next detects and makes again."""
 
+import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,8 @@ from utils.files import lock_file
 from support.paths import REPO_ROOT
 from support.synthetic import SMALL, all_files
 
+HELD_TIMEOUT = 120  # seconds the generation may take to write its third frame
+
 
 @pytest.fixture(scope="module")
 def small_root(tmp_path_factory) -> Path:
@@ -24,11 +27,17 @@ def small_root(tmp_path_factory) -> Path:
     return root
 
 
-def generate_in_subprocess(root: Path, num_train: int = 4) -> subprocess.Popen:
-    """`python -m datasets.synthetic ROOT ...` with SMALL's settings, its log on stderr."""
+def generate_in_subprocess(root: Path, num_train: int = 4, held: tuple[int, Path] | None = None) -> subprocess.Popen:
+    """`python -m datasets.synthetic ROOT ...` with SMALL's settings, its log on stderr; with `held` =
+    (frames, signal_file), through tests/support/held_synthetic_main.py, which stops it after that
+    many frames are written and then writes `signal_file`."""
     arguments = [f"--num-train={num_train}", f"--num-val={SMALL['num_val']}", f"--num-frames={SMALL['num_frames']}",
                  f"--height={SMALL['height']}", f"--width={SMALL['width']}", f"--seed={SMALL['seed']}"]
-    return subprocess.Popen([sys.executable, "-m", "datasets.synthetic", str(root), *arguments], cwd=REPO_ROOT,
+    program, env = ["-m", "datasets.synthetic"], dict(os.environ)
+    if held is not None:
+        program = [str(REPO_ROOT / "tests/support/held_synthetic_main.py")]
+        env.update(HOLD_AFTER_FRAMES=str(held[0]), HOLD_SIGNAL=str(held[1]))
+    return subprocess.Popen([sys.executable, *program, str(root), *arguments], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -55,13 +64,16 @@ def test_processes_started_together_generate_the_data_once(tmp_path, small_root)
 
 
 def test_generation_killed_midway_is_detected_and_made_again(tmp_path, small_root):
-    """SIGKILL while the files are written leaves a temporary folder, never a dataset under the
-    root's name; the next run removes it (one warning) and generates the whole dataset."""
-    root = tmp_path / "davis"
-    process = generate_in_subprocess(root, num_train=4)
+    """SIGKILL while the files are written (held after its third frame, so on any machine) leaves a
+    temporary folder, never a dataset under the root's name; the next run removes it (one warning)
+    and generates the whole dataset."""
+    root, signal_file = tmp_path / "davis", tmp_path / "held"
+    process = generate_in_subprocess(root, num_train=4, held=(3, signal_file))
     try:
-        while process.poll() is None and len(list(tmp_path.glob(f"davis{TMP_INFIX}*/JPEGImages/480p/*/*.jpg"))) < 3:
+        deadline = time.monotonic() + HELD_TIMEOUT
+        while process.poll() is None and time.monotonic() < deadline and not signal_file.exists():
             time.sleep(0.005)
+        assert signal_file.exists(), f"the generation was not held after 3 frames: {process.poll()}"
     finally:
         process.kill()
         process.communicate(timeout=60)
