@@ -148,7 +148,7 @@ def test_what_the_checks_leave_alone():
     text = "\n".join([
         "# Example",
         "`saved_models/demo/last.pth`, `results/demo/my_video/`, `data/DAVIS/JPEGImages/480p/<sequence>/`,",
-        "`my_video.mp4`, `datasets/<source>.py`, `config.yaml`, `tests/test_docs.py::test_x`,",
+        "`my_video.mp4`, `datasets/<source>.py`, `config.yaml`, `tests/unit/repository/test_docs.py::test_x`,",
         "the original's [`utils/Resize.py`](https://github.com/sabarim/3DC-Seg/blob/master/utils/Resize.py),",
         "`model.backbone_weights=saved_models/csn/x.pth`, [Example](#example), [data](data.md#synthetic).",
     ])
