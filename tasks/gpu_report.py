@@ -91,8 +91,8 @@ def run_rows(report: Report, part: str, budget_s: float, rows) -> None:
 
 
 def cuda_tests(budget_s: float) -> dict:
-    """`pytest -m cuda tests/test_cuda.py` in a subprocess; its summary line and tail."""
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-rfEs", "tests/test_cuda.py"]
+    """`pytest -m cuda tests/e2e/test_cuda.py` in a subprocess; its summary line and tail."""
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-rfEs", "tests/e2e/test_cuda.py"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=budget_s, cwd=REPO_ROOT)
     except subprocess.TimeoutExpired as expired:
