@@ -36,7 +36,7 @@ from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
 from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
                                  resized_shape)
-from inference_handlers.backends import OpenVinoNetwork, compile_network, prepare_model
+from inference_handlers.backends import OpenVinoNetwork, compile_network, prepare_model, runtime
 from inference_handlers.background import host_workers, intra_op_threads, ordered_map, prefetch
 from utils.config import InferenceConfig, InputConfig
 from utils.errors import UserError
@@ -138,9 +138,12 @@ class SaliencyEngine:
 
     def __init__(self, model, inference: InferenceConfig, input_config: InputConfig, device: torch.device,
                  live_network: bool = False):
-        if inference.backend == "openvino" and live_network:
-            logger.info("inference.backend = openvino: validation during training runs the torch backend")
-            inference = dataclasses.replace(inference, backend="torch")
+        if runtime(inference) == "openvino" and live_network:
+            logger.info("inference.backend = openvino: validation during training runs the torch backend%s",
+                        " in bf16" if inference.precision == "int8" else "")
+            precision = "bf16" if inference.precision == "int8" else inference.precision
+            inference = dataclasses.replace(inference, backend="torch", precision=precision)
+        inference = dataclasses.replace(inference, backend=runtime(inference))
         if inference.backend == "openvino" and device.type != "cpu":
             raise UserError(f"inference.backend = openvino runs on the CPU (device is {device.type}); "
                             f"set device=cpu or inference.backend=torch")

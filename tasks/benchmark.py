@@ -341,7 +341,7 @@ def parse_args(argv=None):
                              "the frames/s the host side (decoding, averaging, scoring, writing) delivers")
     parser.add_argument("--settings", action="store_true",
                         help="one row per inference setting (fp32/bf16, folded BatchNorm, channels_last, frozen "
-                             "compile, openvino) instead of per precision: tasks/benchmark_settings.py")
+                             "compile, openvino, int8) instead of per precision: tasks/benchmark_settings.py")
     parser.add_argument("--setting", action="append", choices=list(SETTINGS), metavar="NAME",
                         help=f"with --settings, only these (repeatable; the first row, fp32-main, always): "
                              f"{', '.join(SETTINGS)}")
