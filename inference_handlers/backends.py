@@ -7,6 +7,7 @@ place for inference; a live one (validation during training, whose weights keep 
 must stay as they are) is run as it is, with the torch backend and without freezing.
 """
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -45,6 +46,35 @@ def runtime(inference: InferenceConfig) -> str:
     return "openvino" if inference.precision == "int8" else "torch"
 
 
+def resolved_settings(inference: InferenceConfig, device: torch.device, live_network: bool) -> InferenceConfig:
+    """`inference` with its `auto` values decided (backend: `runtime`, channels_last:
+    `uses_channels_last`). A live network (validation during training) runs the torch backend,
+    int8 as bf16; OpenVINO runs on the CPU only."""
+    if runtime(inference) == "openvino" and live_network:
+        logger.info("inference.backend = openvino: validation during training runs the torch backend%s",
+                    " in bf16" if inference.precision == "int8" else "")
+        precision = "bf16" if inference.precision == "int8" else inference.precision
+        inference = dataclasses.replace(inference, backend="torch", precision=precision)
+    inference = dataclasses.replace(inference, backend=runtime(inference),
+                                    channels_last=uses_channels_last(inference, device, live_network))
+    if inference.backend == "openvino" and device.type != "cpu":
+        if inference.precision == "int8":
+            raise UserError(f"inference.precision = int8 runs on the CPU (device is {device.type}); "
+                            f"set device=cpu or another inference.precision")
+        raise UserError(f"inference.backend = openvino runs on the CPU (device is {device.type}); "
+                        f"set device=cpu or inference.backend=torch")
+    return inference
+
+
+def uses_channels_last(inference: InferenceConfig, device: torch.device, live_network: bool) -> bool:
+    """inference.channels_last, where `auto` is on for bf16 on the CPU with the torch backend (where
+    it was measured to pay) for a network the engine owns, off otherwise."""
+    if inference.channels_last != "auto":
+        return inference.channels_last
+    return (device.type == "cpu" and inference.precision == "bf16" and runtime(inference) == "torch"
+            and not live_network)
+
+
 def prepare_model(model: torch.nn.Module, inference: InferenceConfig, device: torch.device,
                   live_network: bool) -> torch.nn.Module:
     """The model made ready for the engine: BatchNorm folded into the convolutions
@@ -69,7 +99,7 @@ def _prepared(model: torch.nn.Module, inference: InferenceConfig, device: torch.
             for module in model.modules():
                 if isinstance(module, _ConvNd):
                     module.to(dtype)
-    if inference.channels_last and torch_backend:
+    if uses_channels_last(inference, device, live_network) and torch_backend:
         model.to(memory_format=torch.channels_last_3d)
     return model
 

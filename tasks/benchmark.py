@@ -245,7 +245,7 @@ def benchmark(cfg, device, args, precision: str) -> dict:
     row = {"config": cfg.name, "device": str(device), "device_name": device_name(device),
            "threads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0)),
            "torch": torch.__version__, "precision": precision, "network": "null" if args.null_network else "config",
-           "batch_size": cfg.inference.batch_size, "channels_last": cfg.inference.channels_last,
+           "batch_size": cfg.inference.batch_size, "channels_last": engine.channels_last,
            "compile": cfg.inference.compile, "dense": cfg.inference.dense}
     if not args.null_network:
         row.update(measure_network(engine, cfg, device, args.height, args.width, args.runs, args.warmup))

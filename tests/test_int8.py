@@ -1,5 +1,6 @@
 """Mixed int8 (inference.precision: int8, inference_handlers/quantized.py): which backend runs it,
-its refusals, and its masks against fp32 eager on the tiny model."""
+its refusals, and its masks against fp32 eager on the tiny model; what `auto` resolves to for
+inference.backend and inference.channels_last."""
 
 import logging
 import sys
@@ -10,11 +11,12 @@ import torch
 import main
 from checkpoints.training import save_checkpoint
 from datasets.davis import index_davis
-from inference_handlers.backends import runtime
+from inference_handlers.backends import resolved_settings, runtime, uses_channels_last
 from inference_handlers.quantized import NNCF_REQUIREMENT, heavy_convolutions
 from network import build_model
 from tasks.benchmark_settings import cpu_description
 from utils.config import InferenceConfig, load_config, to_dict
+from utils.config_loading import check_choices
 from utils.errors import UserError
 
 from conftest import TINY_CONFIG, write_mini_davis
@@ -33,8 +35,50 @@ def test_int8_on_the_torch_backend_is_refused():
         runtime(InferenceConfig(precision="int8", backend="torch"))
 
 
+def test_validation_during_training_runs_int8_as_torch_bf16():
+    settings = resolved_settings(InferenceConfig(precision="int8"), torch.device("cpu"), live_network=True)
+    assert (settings.backend, settings.precision, settings.channels_last) == ("torch", "bf16", False)
+
+
+def test_int8_on_a_gpu_is_refused_naming_the_precision():
+    with pytest.raises(UserError, match="int8 runs on the CPU .device is cuda.; set device=cpu or another"):
+        resolved_settings(InferenceConfig(precision="int8"), torch.device("cuda"), live_network=False)
+
+
 def test_the_default_config_runs_torch():
     assert runtime(InferenceConfig()) == "torch"
+
+
+@pytest.mark.parametrize("precision, device, live_network, backend, expected", [
+    ("bf16", "cpu", False, "auto", True), ("fp32", "cpu", False, "auto", False),
+    ("bf16", "cuda", False, "auto", False), ("bf16", "cpu", True, "auto", False),
+    ("bf16", "cpu", False, "openvino", False), ("int8", "cpu", False, "auto", False)])
+def test_auto_channels_last_is_on_for_bf16_on_the_cpu_with_torch(precision, device, live_network, backend, expected):
+    inference = InferenceConfig(precision=precision, backend=backend)
+    assert uses_channels_last(inference, torch.device(device), live_network) is expected
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_channels_last_given_is_kept(given):
+    assert uses_channels_last(InferenceConfig(channels_last=given), torch.device("cpu"), False) is given
+
+
+@pytest.mark.parametrize("text, expected", [("true", True), ("false", False), ("auto", "auto")])
+def test_channels_last_takes_true_false_and_auto(text, expected):
+    assert load_config(TINY_CONFIG, [f"inference.channels_last={text}"]).inference.channels_last == expected
+
+
+def test_another_channels_last_is_refused_with_the_choices():
+    with pytest.raises(UserError, match="choose from true, false, auto"):
+        check_choices(load_config(TINY_CONFIG, ["inference.channels_last=maybe"]))
+
+
+def test_the_default_engine_runs_fp32_in_the_default_layout_and_bf16_in_channels_last():
+    def conv_weight(engine):
+        return engine.model.decoders[0].pred2.weight
+    fp32, bf16 = engine(tiny_model()), engine(tiny_model(), precision="bf16")
+    assert not fp32.channels_last and conv_weight(fp32).is_contiguous()
+    assert bf16.channels_last and conv_weight(bf16).is_contiguous(memory_format=torch.channels_last_3d)
 
 
 def test_only_the_finest_refinement_block_is_quantized():

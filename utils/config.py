@@ -246,8 +246,9 @@ class InferenceConfig:
     precision: InferencePrecision = "fp32"
     # sliding windows per forward pass (results do not depend on it)
     batch_size: int = 1
-    # network and clips in the channels_last_3d memory format
-    channels_last: bool = False
+    # network and clips in the channels_last_3d memory format; auto: on for bf16 on the CPU with
+    # the torch backend (1.1x there), off otherwise and in validation during training
+    channels_last: Literal[True, False, "auto"] = "auto"
     # run the network through torch.compile (eager, with a warning, when compiling fails)
     compile: bool = False
     # BatchNorm folded into the convolution before it (not in validation during training)
