@@ -184,9 +184,11 @@ class OpenVinoNetwork:
         return graph
 
     def _quantized(self, clips: torch.Tensor):
-        """The graph with its heaviest convolutions in int8, calibrated on `clips` (cached)."""
+        """The graph with its heaviest convolutions in int8, calibrated on `clips` (cached; the key
+        also holds the quantizer's version and source)."""
         nncf = quantized.import_nncf()
         digest = hashlib.sha256(f"{nncf.__version__}{tuple(clips.shape)}".encode())
+        digest.update(Path(quantized.__file__).read_bytes())
         digest.update(clips.float().contiguous().numpy().tobytes())
         folder = self.folder.with_name(f"{self.folder.name}-int8-{digest.hexdigest()[:16]}")
         if (folder / "model.xml").is_file():
