@@ -44,8 +44,9 @@ weights are random.
         [--setting NAME ...] [--runs 3 --warmup 0] device=cpu
 
 Times instead the network under every inference setting (fp32 / bf16 as the engine ran it before
-inference.fold_bn, folded BatchNorm, channels_last, frozen compile, OpenVINO where installed) on
-one random network and clip: s/frame, speed-up and mask agreement against fp32, start-up
+inference.fold_bn, folded BatchNorm, channels_last, frozen compile, OpenVINO and int8 where
+installed) on one random network and clip, after a line naming the processor and its AVX-512 BF16,
+VNNI and AMX: s/frame, speed-up and mask agreement against fp32, start-up
 (tasks/benchmark_settings.py; results/<name>/benchmark_settings.json).
 
     python -m tasks.benchmark -c run_configs/bmvc_final.yaml --variants [--height 480 --width 864]
