@@ -44,8 +44,9 @@ weights are random.
         [--setting NAME ...] [--runs 3 --warmup 0] device=cpu
 
 Times instead the network under every inference setting (fp32 / bf16 as the engine ran it before
-inference.fold_bn, folded BatchNorm, channels_last, frozen compile, OpenVINO where installed) on
-one random network and clip: s/frame, speed-up and mask agreement against fp32, start-up
+inference.fold_bn, folded BatchNorm, channels_last, frozen compile, OpenVINO and int8 where
+installed) on one random network and clip, after a line naming the processor and its AVX-512 BF16,
+VNNI and AMX: s/frame, speed-up and mask agreement against fp32, start-up
 (tasks/benchmark_settings.py; results/<name>/benchmark_settings.json).
 
     python -m tasks.benchmark -c run_configs/bmvc_final.yaml --variants [--height 480 --width 864]
@@ -245,7 +246,7 @@ def benchmark(cfg, device, args, precision: str) -> dict:
     row = {"config": cfg.name, "device": str(device), "device_name": device_name(device),
            "threads": torch.get_num_threads(), "cores": len(os.sched_getaffinity(0)),
            "torch": torch.__version__, "precision": precision, "network": "null" if args.null_network else "config",
-           "batch_size": cfg.inference.batch_size, "channels_last": cfg.inference.channels_last,
+           "batch_size": cfg.inference.batch_size, "channels_last": engine.channels_last,
            "compile": cfg.inference.compile, "dense": cfg.inference.dense}
     if not args.null_network:
         row.update(measure_network(engine, cfg, device, args.height, args.width, args.runs, args.warmup))
@@ -343,7 +344,7 @@ def parse_args(argv=None):
                              "the frames/s the host side (decoding, averaging, scoring, writing) delivers")
     parser.add_argument("--settings", action="store_true",
                         help="one row per inference setting (fp32/bf16, folded BatchNorm, channels_last, frozen "
-                             "compile, openvino) instead of per precision: tasks/benchmark_settings.py")
+                             "compile, openvino, int8) instead of per precision: tasks/benchmark_settings.py")
     parser.add_argument("--setting", action="append", choices=list(SETTINGS), metavar="NAME",
                         help=f"with --settings, only these (repeatable; the first row, fp32-main, always): "
                              f"{', '.join(SETTINGS)}")

@@ -3,8 +3,9 @@
     python -m tasks.benchmark -c run_configs/bmvc_final.yaml --height 240 --width 432 --settings
         [--setting NAME ...] [--runs 3 --warmup 0] device=cpu
 
-One row per setting of SETTINGS (all, or those --setting names after the first; openvino rows
-only where openvino is installed),
+The processor first (lscpu's model name and whether it has the instructions that matter: AVX-512
+BF16, VNNI, AMX), then one row per setting of SETTINGS (all, or those --setting names after the
+first; openvino rows only where openvino is installed, int8 only with nncf too),
 each on a copy of the same random weights and the same random clip of --height x --width (padded
 to a multiple of 32), printed as one JSON line and, at the end, as a Markdown table; all rows also
 go to results/<name>/benchmark_settings.json:
@@ -20,6 +21,8 @@ go to results/<name>/benchmark_settings.json:
 
 The "-main" rows run the network as the engine did before inference.fold_bn existed (no folding,
 weights cast by autocast at every call: the engine's `live_network` path); "cl": channels_last.
+The int8 row calibrates on the clip it is timed on, as the engine calibrates on the first windows
+of the frames it infers.
 """
 
 import copy
@@ -30,6 +33,7 @@ import logging
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -51,19 +55,33 @@ SETTINGS = {
     "bf16-folded-cl-frozen-compile": ({"precision": "bf16", "channels_last": True, "compile": True}, False),
     "openvino-fp32": ({"backend": "openvino"}, False),
     "openvino-bf16": ({"backend": "openvino", "precision": "bf16"}, False),
+    "openvino-int8": ({"backend": "auto", "precision": "int8"}, False),
 }
+CPU_FLAGS = ("avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+
+
+def cpu_description(cpuinfo: str) -> str:
+    """The processor's model name and which of CPU_FLAGS it has, from /proc/cpuinfo's text."""
+    fields = dict(line.split(":", 1) for line in cpuinfo.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    has = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS)
+    return f"cpu: {fields.get('model name', 'unknown')}; {has}"
 
 
 def setting_names(requested) -> list[str]:
     """The settings asked for (all when none are named), the reference first; openvino rows only
-    where the package is installed."""
+    where the package is installed, int8 only where nncf is too."""
     names = list(SETTINGS) if not requested else [next(iter(SETTINGS)), *requested]
-    if importlib.util.find_spec("openvino") is None:
-        left_out = [name for name in names if SETTINGS[name][0].get("backend") == "openvino"]
-        if left_out:
-            logger.info("left out (openvino is not installed: pip install -r requirements-openvino.txt): %s",
-                        ", ".join(left_out))
-        names = [name for name in names if name not in left_out]
+    for package, needs in (("openvino", lambda overrides: overrides.get("backend") == "openvino"
+                            or overrides.get("precision") == "int8"),
+                           ("nncf", lambda overrides: overrides.get("precision") == "int8")):
+        if importlib.util.find_spec(package) is None:
+            left_out = [name for name in names if needs(SETTINGS[name][0])]
+            if left_out:
+                logger.info("left out (%s is not installed: pip install -r requirements-openvino.txt): %s",
+                            package, ", ".join(left_out))
+            names = [name for name in names if name not in left_out]
     return list(dict.fromkeys(names))
 
 
@@ -95,6 +113,8 @@ def measure_setting(cfg, model, device, clip, name: str, runs: int, warmup: int)
 def compare_settings(cfg, device, args, results_dir, window: list[int], device_name: str) -> list[dict]:
     """Every requested setting on copies of one random network and one random clip of `window`
     ([clip_length, H, W]); `device_name` goes into every row."""
+    if device.type == "cpu" and Path("/proc/cpuinfo").is_file():
+        sys.stdout.write(cpu_description(Path("/proc/cpuinfo").read_text()) + "\n")
     torch.manual_seed(cfg.seed)
     network = build_model(cfg.model).to(device).eval()
     clip = torch.rand(cfg.inference.batch_size, 3, *window, generator=torch.Generator().manual_seed(0)).to(device)

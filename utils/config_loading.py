@@ -49,7 +49,8 @@ def _check_value(value, hint, source: str, dotted: str):
     (a mapping, merged strictly into a fresh instance)."""
     origin = typing.get_origin(hint)
     if origin is Literal:
-        return _check_value(value, type(typing.get_args(hint)[0]), source, dotted)
+        kinds = tuple(dict.fromkeys(type(arg) for arg in typing.get_args(hint)))  # Literal[True, False, "auto"]
+        return _check_value(value, kinds[0] if len(kinds) == 1 else typing.Union[kinds], source, dotted)
     if origin is typing.Union or origin is types.UnionType:
         arms = typing.get_args(hint)
         list_arms = [arm for arm in arms if typing.get_origin(arm) is list]
@@ -171,6 +172,11 @@ def literal_values(hint) -> tuple:
     return next((values for arm in typing.get_args(hint) if (values := literal_values(arm))), ())
 
 
+def _spelled(choice) -> str:
+    """A choice as a config file spells it (true, not True)."""
+    return str(choice).lower() if isinstance(choice, bool) else str(choice)
+
+
 def check_choices(section, prefix: str = "") -> None:
     """Every Literal field of the dataclass `section`, of the sections under it and of the
     sources a list holds (data.train), has one of its values."""
@@ -183,4 +189,4 @@ def check_choices(section, prefix: str = "") -> None:
                 if dataclasses.is_dataclass(item):
                     check_choices(item, f"{dotted}[{i}].")
         elif (allowed := literal_values(hint)) and value not in allowed:
-            raise UserError(f"{dotted} = {value!r}; choose from {', '.join(allowed)}")
+            raise UserError(f"{dotted} = {value!r}; choose from {', '.join(map(_spelled, allowed))}")

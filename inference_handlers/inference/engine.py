@@ -23,7 +23,6 @@ order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`
 
 import collections
 import contextlib
-import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,10 +35,9 @@ from datasets.clip_sampling import sliding_windows, window_stride
 from datasets.sequence import Sequence
 from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
                                  resized_shape)
-from inference_handlers.inference.backends import OpenVinoNetwork, compile_network, prepare_model
+from inference_handlers.inference.backends import OpenVinoNetwork, compile_network, prepare_model, resolved_settings
 from inference_handlers.inference.background import host_workers, intra_op_threads, ordered_map, prefetch
 from utils.config import InferenceConfig, InputConfig
-from utils.errors import UserError
 from utils.precision import autocast_for
 
 logger = logging.getLogger(__name__)
@@ -128,8 +126,8 @@ class SaliencyEngine:
     (windows per forward), prefetch_frames (frames read ahead in a background thread; 0 = read
     in the calling thread), channels_last (network and clips in channels_last_3d), compile
     (run the network through torch.compile, falling back to eager with one warning if compiling
-    fails), fold_bn and backend (inference_handlers/inference/backends.py). From `input_config`: clip_length
-    and the test-time resize (test_resize, test_size).
+    fails), fold_bn and backend (`auto` values: backends.resolved_settings). From `input_config`:
+    clip_length and the test-time resize (test_resize, test_size).
 
     The engine owns `model` and makes it ready for inference in place (BatchNorm folded, weights
     in the autocast dtype, frozen when compiled on a CPU); `live_network`: a network that is
@@ -138,12 +136,7 @@ class SaliencyEngine:
 
     def __init__(self, model, inference: InferenceConfig, input_config: InputConfig, device: torch.device,
                  live_network: bool = False):
-        if inference.backend == "openvino" and live_network:
-            logger.info("inference.backend = openvino: validation during training runs the torch backend")
-            inference = dataclasses.replace(inference, backend="torch")
-        if inference.backend == "openvino" and device.type != "cpu":
-            raise UserError(f"inference.backend = openvino runs on the CPU (device is {device.type}); "
-                            f"set device=cpu or inference.backend=torch")
+        inference = resolved_settings(inference, device, live_network)
         self.model = prepare_model(model, inference, device, live_network)
         self.clip_length = input_config.clip_length
         self.stride = window_stride(input_config.clip_length, inference.clip_overlap, inference.dense)

@@ -9,14 +9,7 @@ import torch
 from datasets.davis import index_davis
 
 from support.data_trees import write_mini_davis
-from support.engines import engine, probabilities, tiny_model
-
-AGREEMENT = 0.99  # masks of a faster setting against fp32 eager, as docs/performance.md asks
-
-
-def agreement(first: torch.Tensor, second: torch.Tensor) -> float:
-    return float((first.argmax(dim=1) == second.argmax(dim=1)).float().mean())
-
+from support.engines import AGREEMENT, agreement, engine, probabilities, tiny_model
 
 @pytest.fixture(scope="module")
 def sequence(tmp_path_factory):

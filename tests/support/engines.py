@@ -35,6 +35,13 @@ def make_engine(tail, dense=False, clip_length=8, clip_overlap=3, model=None, pr
                           torch.device("cpu"))
 
 
+AGREEMENT = 0.99  # masks of a faster setting against fp32 eager, as docs/performance.md asks
+
+
+def agreement(first: torch.Tensor, second: torch.Tensor) -> float:
+    return float((first.argmax(dim=1) == second.argmax(dim=1)).float().mean())
+
+
 def tiny_model(seed: int = 0):
     torch.manual_seed(seed)
     return build_model(load_config(TINY_CONFIG).model).eval()

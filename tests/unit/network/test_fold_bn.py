@@ -60,7 +60,7 @@ def test_folded_network_computes_the_unfolded_one_on_every_variant(backbone, int
 def test_bf16_weights_stored_once_give_what_autocast_gives(backbone, inter, refine, decoder_width):
     torch.manual_seed(0)
     model = with_statistics(build(backbone, inter, refine, decoder_width))
-    prepared = prepare_model(copy.deepcopy(model), InferenceConfig(precision="bf16", fold_bn=False), CPU,
+    prepared = prepare_model(copy.deepcopy(model), InferenceConfig(precision="bf16", fold_bn=False, channels_last=False), CPU,
                              live_network=False)
     clip = torch.rand(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):

@@ -211,7 +211,7 @@ def test_validate_checks_every_source_of_a_mixture(tmp_path):
     ("data.train", [*DATASETS, "coco"]),  # COCO images become pseudo-clips (datasets.build_train_dataset)
     ("data.davis.annotations", ["auto", *ANNOTATION_DIRS]), ("train.loss", LOSSES),
     ("solver.lr_schedule", LR_SCHEDULES), ("train.precision", ["fp32", *AUTOCAST_DTYPES]),
-    ("inference.precision", ["fp32", *AUTOCAST_DTYPES]),
+    ("inference.precision", ["fp32", *AUTOCAST_DTYPES, "int8"]),  # int8: the openvino backend's (backends.runtime)
     ("inference.protocol", ["auto", *PROTOCOLS]), ("inference.eval_frames", FRAME_SETS),
 ])
 def test_config_choices_are_the_names_of_the_packages_tables(key, names):
