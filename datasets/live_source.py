@@ -85,13 +85,22 @@ def open_container(spec: str, live: LiveConfig):
 
 
 def decoded_frames(container):
-    """(RGB image, pts in seconds) of the container's first video stream, as decoded."""
+    """(RGB image, pts in seconds) of the container's first video stream, as decoded; a read that
+    fails first hands out the frames the decoder still holds."""
     if not container.streams.video:
         raise av.error.InvalidDataError(0, "no video stream")
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
-    for frame in container.decode(stream):
-        yield frame.to_ndarray(format="rgb24"), (float(frame.time) if frame.time is not None else None)
+    try:
+        for packet in container.demux(stream):
+            yield from map(rgb_and_time, packet.decode())
+    except (av.FFmpegError, OSError):
+        yield from map(rgb_and_time, stream.decode(None))
+        raise
+
+
+def rgb_and_time(frame) -> tuple[np.ndarray, float | None]:
+    return frame.to_ndarray(format="rgb24"), (float(frame.time) if frame.time is not None else None)
 
 
 class Capture:

@@ -25,6 +25,7 @@ from inference_handlers.protocols import (format_table, merge_summaries, protoco
 from inference_handlers.writers import write_csv, write_json
 from tasks.distributed import gather_objects, is_main_process, shard
 from tasks.setup import LOG_FILE_ONLY
+from utils.config_live import is_live_input
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     started = time.perf_counter()
     model, _ = load_model(cfg.model, weights_path)
     model.to(run.device)
+    if input_path and is_live_input(input_path):
+        from tasks.live import infer_live
+        return infer_live(cfg, run, model, input_path, show_progress=is_main_process())
     if input_path and is_corpus_input(input_path):
         from tasks.corpus import infer_corpus
         return infer_corpus(cfg, run, model, weights_path, input_path, outputs_fingerprint(cfg, weights_path),
