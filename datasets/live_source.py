@@ -208,13 +208,21 @@ class Capture:
             self.condition.notify_all()
 
     def next_frame(self, should_stop=lambda: False) -> LiveFrame | None:
-        """The oldest queued frame, waiting for one; None once the source has ended (and its
-        frames are handed out), `should_stop()` is true, or no frame came for read_timeout
-        seconds (then `end_reason` says so; the thread, maybe blocked in a read FFmpeg cannot
-        interrupt, is left to end with the process)."""
+        """The oldest queued frame, waiting for one; None once the source has ended or
+        `should_stop()` was true (the thread then reads no further frame) and the queued frames
+        are handed out, or when no frame came for read_timeout seconds (then `end_reason` says
+        so; the thread, maybe blocked in a read FFmpeg cannot interrupt, is left to end with the
+        process)."""
         with self.condition:
-            while not self.queue:
-                if self.end_reason is not None or should_stop():
+            while True:
+                if not self.stopping and should_stop():  # the thread reads no further frame
+                    self.stopping = True
+                    self.condition.notify_all()
+                if self.queue:
+                    frame = self.queue.popleft()
+                    self.condition.notify_all()
+                    return frame
+                if self.end_reason is not None or self.stopping:
                     return None
                 waited = time.monotonic() - self.last_read
                 if not self.reconnecting and waited > self.stall_after:
@@ -222,9 +230,6 @@ class Capture:
                     self.stopping = True
                     return None
                 self.condition.wait(WAIT_STEP_S)
-            frame = self.queue.popleft()
-            self.condition.notify_all()
-            return frame
 
     def stop(self, wait_s: float = 2.0) -> None:
         """Ask the thread to end and wait up to `wait_s` for it."""
@@ -240,7 +245,9 @@ class Capture:
 
 
 def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+    """An error's reason without the URL it names (which may hold a password)."""
+    reason = getattr(error, "strerror", None) or str(error).strip()
+    return (reason.splitlines() or [type(error).__name__])[0]
 
 
 def open_capture(spec: str, live: LiveConfig) -> Capture:

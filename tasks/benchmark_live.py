@@ -21,6 +21,7 @@ import io
 import json
 import socket
 import statistics
+import sys
 import threading
 import time
 
@@ -28,10 +29,12 @@ import av
 import numpy as np
 import torch
 
+from checkpoints.weights import load_model
 from datasets.live_source import open_capture
 from inference_handlers import build_engine
 from inference_handlers.live import LatencyLog, stream_predictions
 from inference_handlers.writers import write_json
+from network import build_model
 
 
 def moving_square_frames(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -152,8 +155,21 @@ def benchmark_live(cfg, model, device, rate: float, frames: int, height: int, wi
     return results
 
 
-def report_live_benchmark(cfg, model, device, args, results_dir) -> None:
-    results = benchmark_live(cfg, model, device, args.rate, args.live_frames, args.height, args.width)
+def add_live_arguments(parser) -> None:
+    parser.add_argument("--live", action="store_true",
+                        help="latency and dropped frames of a stream served at --rate (tasks/benchmark_live.py)")
+    parser.add_argument("--rate", type=float, default=10.0, help="--live: the stream's frames per second")
+    parser.add_argument("--wts", help="--live: the checkpoint to run (default: random weights)")
+
+
+def report_live_benchmark(cfg, args, run) -> None:
+    """One JSON line per window mode on stdout, all in results/<name>/benchmark_live.json; the
+    stream ends without reconnections (inference.live.reconnect = 0)."""
+    cfg.inference.live.reconnect = 0
+    model = load_model(cfg.model, args.wts)[0] if args.wts else build_model(cfg.model)
+    model.to(run.device)
+    results = benchmark_live(cfg, model, run.device, args.rate, args.frames, args.height, args.width)
     for result in results:
-        print(json.dumps(result), flush=True)  # the answer
-    write_json(results_dir / "benchmark_live.json", {"runs": results})
+        sys.stdout.write(json.dumps(result) + "\n")  # the answer
+        sys.stdout.flush()
+    write_json(run.results_dir / "benchmark_live.json", {"runs": results})
