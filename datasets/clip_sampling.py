@@ -79,8 +79,10 @@ def settled_window(index: int, clip_length: int, stride: int) -> Window:
     return Window(tuple(range(start, start + clip_length)), (True,) * clip_length)
 
 
-def schedule_windows(num_frames: int, clip_length: int, stride: int, tail: str, mode: str = "centered") -> list[Window]:
-    """The windows of a sequence: sliding_windows (centered, the offline schedule) or causal_windows."""
+def schedule_windows(num_frames: int, clip_length: int, stride: int, tail: str,
+                     mode: str = "centered") -> list[Window]:
+    """The windows of a sequence under inference.live.window: sliding_windows (centered, the
+    offline schedule) or causal_windows."""
     if mode == "causal":
         return causal_windows(num_frames, clip_length)
     return sliding_windows(num_frames, clip_length, stride, tail)

@@ -19,6 +19,9 @@ The pipeline keeps the device busy:
                     goes back to the reader, and that of released means to the sums (TensorPool)
 The results do not depend on batch_size or prefetch_frames (windows are summed in the same
 order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
+`predict` runs a sequence's windows (inference.live.window: the centered offline schedule or the
+causal one); `predict_batches` runs windows handed in as frames arrive, for live sources
+(inference_handlers/live.py), with the same accumulation.
 """
 
 import collections

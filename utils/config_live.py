@@ -22,8 +22,9 @@ class LiveConfig:
     # centered: the offline windows, a frame waits for the frames after it (exact file masks) |
     # causal: one window per frame ending at it, the frame's mask from its last position
     window: Literal["centered", "causal"] = "centered"
-    # frames the reader holds for the network before it drops: oldest (drop the oldest, keep the
-    # newest) | none (block the source) | auto (oldest for URLs and cameras, none for - and files)
+    # when the network is slower than the source and the queue is full: oldest (drop the oldest
+    # queued frame, keep the newest) | none (block the source) | auto (oldest for URLs and
+    # cameras, none for - and files)
     drop: Literal["auto", "oldest", "none"] = "auto"
     # frames the capture thread buffers between the source and the network
     queue_frames: int = 4
