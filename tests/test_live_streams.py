@@ -187,3 +187,24 @@ def test_http_server_serving_a_growing_file(tiny_weights, chunks, tmp_path):
         server.shutdown()
         server.server_close()
     assert len(live) == FRAMES
+
+
+def test_overlay_output_to_a_udp_url_is_mpeg_ts_of_every_frame():
+    from tasks.live import overlay_output
+    frames = moving_square_frames(6, 48, 64)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(2)
+        with overlay_output(f"udp://127.0.0.1:{receiver.getsockname()[1]}") as video:
+            for frame in frames:
+                video.add(frame, np.ones(frame.shape[:2], dtype=np.uint8))
+        received = bytearray()
+        try:
+            while True:
+                received += receiver.recv(65536)
+        except socket.timeout:
+            pass
+    decoded = decode(bytes(received))
+    assert len(decoded) == 6
+    red_minus_blue = decoded[..., 0].astype(float).mean() - decoded[..., 2].astype(float).mean()
+    assert red_minus_blue > 60  # tinted red all over (the mask covers the frames); untinted about 20
