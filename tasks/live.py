@@ -27,11 +27,12 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.corpus import input_name
-from datasets.live_source import is_url, open_capture
+from datasets.live_source import first_line, is_url, open_capture, shown
 from inference_handlers import build_engine
 from inference_handlers.live import LatencyLog, stream_predictions
 from inference_handlers.writers import OverlayEncoder, overlay_codec, write_csv, write_json, write_mask
 from tasks.resume import StopSignals
+from utils.errors import UserError
 from utils.files import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,12 @@ def overlay_output(target: str):
         yield None
         return
     if is_url(target):
-        with av.open(target, mode="w", format="mpegts") as container:
+        try:
+            container = av.open(target, mode="w", format="mpegts")
+        except av.FFmpegError as error:
+            raise UserError(f"inference.live.overlay_output: cannot open {shown(target)}: "
+                            f"{first_line(error)}") from error
+        with container:
             video = OverlayEncoder(container, overlay_codec(), OVERLAY_RATE)
             yield video
             video.finish()
@@ -72,15 +78,25 @@ def infer_live(cfg, run, model, input_path: str, show_progress: bool = True) -> 
     engine = build_engine(cfg, model, run.device)
     engine.model.eval()
     capture = open_capture(input_path, live)
+    try:
+        return run_live(cfg, engine, capture, results_dir, name, show_progress)
+    finally:
+        capture.stop()
+
+
+def run_live(cfg, engine, capture, results_dir: Path, name: str, show_progress: bool) -> dict:
+    """infer_live's loop over the frames of a started capture, then its files and last line."""
+    live = cfg.inference.live
     logger.info("live source %s opened: window %s, drop %s, queue of %d frames", capture.name,
                 engine.window_mode, capture.drop, live.queue_frames)
     latency, rows = LatencyLog(), [["mask", "frame_number", "pts_s", "latency_ms"]]
     stdout = sys.stdout.buffer if live.masks_to_stdout else None
-    with StopSignals("ending the read, finishing the frames read so far") as stop, overlay_output(live.overlay_output) as video, \
+    stopping = "ending the read, finishing the frames read so far"
+    with StopSignals(stopping) as stop, overlay_output(live.overlay_output) as video, \
             tqdm(desc="live", unit="frame", disable=not show_progress) as progress:
         predictions = stream_predictions(engine, capture, lambda: stop.received is not None,
                                          with_frames=video is not None)
-        try:
+        with contextlib.closing(predictions):
             for frame, prediction in predictions:
                 mask_name = f"{frame.number:05d}"
                 labels = prediction.labels()
@@ -96,8 +112,7 @@ def infer_live(cfg, run, model, input_path: str, show_progress: bool = True) -> 
                 progress.update(1)
                 progress.set_postfix(fps=f"{progress.format_dict['rate'] or 0:.1f}",
                                      p50_ms=f"{latency.p50():.0f}", dropped=capture.dropped)
-        finally:
-            capture.stop()
+    capture.stop()  # counts final: the thread reads no further frame
     summary = latency.summary(capture.counts())
     summary.update(source=capture.name, window=engine.window_mode, drop=capture.drop,
                    stopped=stop.received, config=cfg.name)
