@@ -44,6 +44,9 @@ def outputs_fingerprint(cfg, weights_path: str) -> dict:
     inference = dataclasses.asdict(cfg.inference)
     for key in OUTPUT_NEUTRAL:
         del inference[key]
+    window = inference.pop("live")["window"]  # of inference.live only the window mode makes a file's masks
+    if window != "centered":
+        inference["window"] = window  # centered: the fingerprint of the runs from before the key
     return {"weights": str(Path(weights_path).resolve()), "weights_size": stat.st_size,
             "weights_mtime_ns": stat.st_mtime_ns, "model": model, "input": dataclasses.asdict(cfg.input),
             "inference": inference}

@@ -120,3 +120,12 @@ def test_the_run_folder_of_a_url_leaves_its_password_out(tmp_path, tiny_weights,
     assert (tmp_path / "results/tiny/tcp_127_0_0_1_1_cam").is_dir()
     assert not any("secret" in path.name for path in tmp_path.rglob("*"))
     assert os.path.exists(tmp_path / "results/tiny/tcp_127_0_0_1_1_cam/infer.log")
+
+
+def test_of_inference_live_only_the_window_mode_changes_a_files_outputs_fingerprint(tiny_weights):
+    from tasks.infer import outputs_fingerprint
+    centered = outputs_fingerprint(load_config(TINY_CONFIG), str(tiny_weights))
+    assert "live" not in centered["inference"] and "window" not in centered["inference"]  # as before the key
+    assert outputs_fingerprint(load_config(TINY_CONFIG, ["inference.live.read_timeout=1"]), str(tiny_weights)) == centered
+    causal = outputs_fingerprint(load_config(TINY_CONFIG, ["inference.live.window=causal"]), str(tiny_weights))
+    assert causal != centered and causal["inference"]["window"] == "causal"
