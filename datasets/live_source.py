@@ -128,16 +128,35 @@ class Capture:
         self.stall_after = live.read_timeout + (live.open_timeout if reconnectable else 0.0)
 
     def start(self) -> "Capture":
-        try:
-            reader = self.open_reader()
-        except Exception as error:  # FFmpeg fails to open in many ways (network, format, device)
-            raise UserError(f"--input {self.name}: cannot open the source: {first_line(error)}") from error
-        self.last_read = time.monotonic()
-        self.thread = threading.Thread(target=self._run, args=(reader,), name="live-capture", daemon=True)
+        """Open the source in the capture thread and wait for it: FFmpeg cannot interrupt the
+        read of a pipe or a camera, so a source that never delivers enough to open is given up
+        after open_timeout (+ 1 s) here, its thread left to end with the process."""
+        opened, outcome = threading.Event(), {}
+
+        def open_and_run():
+            try:
+                outcome["reader"] = self.open_reader()
+            except Exception as error:  # FFmpeg fails to open in many ways (network, format, device)
+                outcome["error"] = error
+            opened.set()
+            if "reader" in outcome and self.stopping:  # opened after start gave up on it
+                outcome["reader"].close()
+            elif "reader" in outcome:
+                self._run(outcome["reader"])
+
+        self.thread = threading.Thread(target=open_and_run, name="live-capture", daemon=True)
         self.thread.start()
+        if not opened.wait(self.live.open_timeout + 1.0):
+            self.stopping = True
+            raise UserError(f"--input {self.name}: the source did not open within {self.live.open_timeout:g} s "
+                            f"(inference.live.open_timeout)")
+        if "error" in outcome:
+            error = outcome["error"]
+            raise UserError(f"--input {self.name}: cannot open the source: {first_line(error)}") from error
         return self
 
     def _run(self, reader) -> None:
+        self.last_read = time.monotonic()
         failures = 0  # reconnections in a row without a frame
         while True:
             if reader is not None:

@@ -93,6 +93,39 @@ def test_sigterm_during_a_stream_ends_it_cleanly_with_its_outputs_complete(tmp_p
     assert sum("live tcp://" in line for line in stderr.decode().splitlines()) == 1
 
 
+@pytest.mark.slow
+def test_a_pipe_that_stalls_ends_after_the_read_timeout_with_its_outputs_complete(tmp_path, tiny_weights):
+    """FFmpeg cannot interrupt the read of a pipe: the reader gives up waiting (read_timeout)."""
+    data = b"".join(encode_mpegts(moving_square_frames(40, 48, 64)))
+    process = subprocess.Popen(command(tiny_weights, "-", "inference.live.read_timeout=1"), cwd=tmp_path,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.stdin.write(data)  # 40 frames, and the pipe stays open without more
+        process.stdin.flush()
+        process.wait(timeout=240)
+        stderr = process.stderr.read().decode()
+    finally:
+        process.kill()
+        process.stdin.close()
+    assert process.returncode == 0, stderr
+    summary, _ = check_outputs_complete(tmp_path / "results/tiny/stdin", "stdin")
+    # the demuxer and the decoder hold the last few frames of a stream that did not end
+    assert summary["end"].startswith("stalled") and summary["frames_processed"] >= 30
+    assert sum("ended: stalled" in line for line in stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_pipe_that_never_sends_is_one_error_line_after_the_open_timeout(tmp_path, tiny_weights):
+    process = subprocess.Popen(command(tiny_weights, "-", "inference.live.open_timeout=2"), cwd=tmp_path,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _, stderr = process.communicate(timeout=240)  # stdin stays open: communicate closes it only at the end
+    finally:
+        process.kill()
+    errors = [line for line in stderr.decode().splitlines() if line.startswith("error:")]
+    assert process.returncode == 2 and len(errors) == 1 and errors[0].startswith("error: --input stdin: ")
+
+
 def test_a_source_that_never_opens_is_one_error_line_naming_it(tmp_path, tiny_weights, monkeypatch, capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
