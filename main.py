@@ -6,6 +6,8 @@
     python main.py -c run_configs/demo.yaml --task infer --wts ... --input my_video.mp4   (results/demo/my_video/)
     python main.py -c run_configs/demo.yaml --task infer --wts ... --input clips/        (results/demo/clips/)
     python main.py -c run_configs/demo.yaml --task infer --wts ... --input 'clips/*.mp4' (or --input @list.txt)
+    python main.py -c run_configs/demo.yaml --task infer --wts ... --input rtsp://camera/stream (or /dev/video0,
+        or - for a stream on stdin; live: masks as frames complete, inference.live.*, tasks/live.py)
 
 Exit status: 0 done; 2 a user error (one 'error:' line); 3 an --input of many videos where some
 failed (unreadable, truncated, no frame): the others are done, the failed ones are listed in
@@ -41,7 +43,9 @@ def parse_args(argv=None):
     parser.add_argument("--input", help="infer: a video file (mp4/avi/mov/mkv/webm/m4v) or a folder of frames "
                                         "(jpg/png/bmp) instead of the test set, no ground truth needed; or many: a "
                                         "folder of videos / frame folders, a quoted glob ('clips/*.mp4') or "
-                                        "@list.txt (one path a line); exit status 3 when some of them failed")
+                                        "@list.txt (one path a line); exit status 3 when some of them failed; or "
+                                        "live: a stream URL (rtsp/rtmp/http(s)/tcp/udp/srt://), /dev/videoN, or - "
+                                        "for an encoded stream on stdin")
     parser.add_argument("--verbose", action="store_true",
                         help="also show on the console what otherwise goes to the log file only: the resolved "
                              "config, the software versions and the scores table")
@@ -119,6 +123,9 @@ def main(argv=None) -> int:
                 return run_train(cfg, run, args.wts)
             from tasks.infer import infer
             summary = infer(cfg, run, args.wts, write_files=args.task is Task.INFER, input_path=args.input)
+            if summary.get("stopped"):  # a live source's read ended by SIGTERM / SIGINT (tasks/live.py)
+                from tasks.live import stop_status
+                return stop_status(summary)
             return SOME_VIDEOS_FAILED if summary.get("failed_videos") else 0
         finally:
             release_output_lock()

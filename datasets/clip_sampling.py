@@ -57,3 +57,32 @@ def sliding_windows(num_frames: int, clip_length: int, stride: int, tail: str) -
     if starts[-1] != num_frames - clip_length:
         starts.append(num_frames - clip_length)
     return [Window(tuple(range(s, s + clip_length)), (True,) * clip_length) for s in starts]
+
+
+def causal_windows(num_frames: int, clip_length: int) -> list[Window]:
+    """One window per frame, ending at it, counted at its last position only: frame f's
+    prediction comes from frames f - clip_length + 1 .. f (the first frames' windows filled up in
+    front with copies of frame 0), never from a later frame (inference.live.window = causal)."""
+    return [causal_window(frame, clip_length) for frame in range(num_frames)]
+
+
+def causal_window(frame: int, clip_length: int) -> Window:
+    """The causal window of `frame` (causal_windows)."""
+    frames = [0] * max(0, clip_length - 1 - frame) + list(range(max(0, frame - clip_length + 1), frame + 1))
+    return Window(tuple(frames), (False,) * (clip_length - 1) + (True,))
+
+
+def settled_window(index: int, clip_length: int, stride: int) -> Window:
+    """The `index`-th window of every sliding_windows schedule (either tail) of a sequence of at
+    least index * stride + clip_length frames: a stream can run it before it knows its length."""
+    start = index * stride
+    return Window(tuple(range(start, start + clip_length)), (True,) * clip_length)
+
+
+def schedule_windows(num_frames: int, clip_length: int, stride: int, tail: str,
+                     mode: str = "centered") -> list[Window]:
+    """The windows of a sequence under inference.live.window: sliding_windows (centered, the
+    offline schedule) or causal_windows."""
+    if mode == "causal":
+        return causal_windows(num_frames, clip_length)
+    return sliding_windows(num_frames, clip_length, stride, tail)

@@ -38,6 +38,7 @@ from datasets import video
 from datasets.io import DataFileError, check_plain_name
 from datasets.sequence import Sequence
 from datasets.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, index_frame_folder, index_video
+from utils.config_live import is_live_input
 from utils.errors import UserError
 
 LIST_PREFIX = "@"
@@ -81,7 +82,9 @@ def holds_frames(folder: Path) -> bool:
 
 def is_corpus_input(spec) -> bool:
     """Whether `--input spec` names many videos (a list file, a glob, a folder without frame
-    images in it) rather than one video or one folder of frames."""
+    images in it) rather than one video or one folder of frames (or a live source)."""
+    if is_live_input(spec):
+        return False
     if is_list(spec) or is_glob(spec):
         return True
     path = Path(spec)
@@ -100,6 +103,8 @@ def input_name(spec) -> str:
     docstring; refused (UserError) unless it is a plain name, or when the list file does not
     exist or the glob matches nothing (before the run folder is made)."""
     spec = str(spec)
+    if is_live_input(spec):
+        return video.input_name(spec)
     if is_list(spec):
         list_file = Path(spec[len(LIST_PREFIX):])
         if not list_file.is_file():

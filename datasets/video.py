@@ -19,7 +19,9 @@ import av
 import numpy as np
 
 from datasets.io import DataFileError, check_plain_name, natural_key
+from datasets.live_source import live_input_name
 from datasets.sequence import Frames, Sequence
+from utils.config_live import is_live_input
 from utils.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -113,7 +115,9 @@ def count_frames(container, stream) -> int:
 def input_name(path) -> str:
     """The name of the sequence of `--input PATH` (and of its output folder): a video file's stem,
     a frame folder's own name; refused (UserError) unless it is a plain name (no '.', '..' or
-    empty name, as for `--input ..mp4` or `--input /`)."""
+    empty name, as for `--input ..mp4` or `--input /`); a live source's: live_input_name."""
+    if is_live_input(path):
+        return live_input_name(str(path))
     path = Path(path)
     name = path.resolve().name if path.is_dir() else path.stem
     return check_plain_name(name, path, "the name of --input")

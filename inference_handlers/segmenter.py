@@ -8,7 +8,12 @@
     result.probabilities    # float32 (T, H, W), foreground probability (probabilities=False: None)
 
 The model is loaded once; `segment` can be called for any number of videos. `predictions`
-streams one (frame index, mask, probability) at a time for videos too long to hold.
+streams one (frame index, mask, probability) at a time for videos too long to hold; `stream`
+reads a live source (a stream URL, /dev/videoN, "-" for stdin, or a video file) and yields
+(pts, mask, probability) as frames complete, under the config's inference.live settings:
+
+    for pts, mask, probability in segmenter.stream("rtsp://camera/stream"):
+        ...
 """
 
 from dataclasses import dataclass
@@ -19,10 +24,12 @@ import numpy as np
 from PIL import Image
 
 from checkpoints.weights import ModelCheckpoint, load_model, read_model_checkpoint
+from datasets.live_source import open_capture
 from datasets.sequence import Sequence
 from datasets.transforms import crop_padding
 from datasets.video import array_sequence, index_input
 from inference_handlers.inference import build_engine
+from inference_handlers.inference.live import stream_predictions
 from utils.config import Task, apply_overrides, from_dict, load_config, validate
 from utils.device import select_device
 from utils.errors import UserError
@@ -82,6 +89,22 @@ class Segmenter:
         for prediction in self.engine.predict(self.sequence(video)):
             yield (prediction.index, prediction.labels(),
                    probability_at_frame_size(prediction) if probabilities else None)
+
+    def stream(self, source, probabilities: bool = True,
+               should_stop=lambda: False) -> Iterator[tuple[float | None, np.ndarray, np.ndarray | None]]:
+        """(pts in seconds or None, uint8 (H, W) mask, float32 (H, W) probability or None) of each
+        frame of the live `source` that reaches the network, in order, as it completes under
+        inference.live (window mode, drop policy, timeouts, reconnections; a source that does not
+        open is a UserError). Ends when the source ends or stalls or `should_stop()` is true;
+        closing the generator (leaving a loop over it) stops the capture."""
+        capture = open_capture(str(source), self.config.inference.live)
+        try:
+            for frame, prediction in stream_predictions(self.engine, capture, should_stop):
+                yield (frame.pts, prediction.labels(),
+                       probability_at_frame_size(prediction) if probabilities else None)
+                self.engine.release(prediction)
+        finally:
+            capture.stop()
 
     def segment(self, video, probabilities: bool = True) -> Segmentation:
         """Masks (and probabilities) of every frame of `video` (frames of one size)."""

@@ -60,6 +60,9 @@ to stdout and writes them all to results/<name>/variants.json.
 
 Times instead one `main.py --input FOLDER` run over 20 generated videos against 20 runs of
 `main.py --input VIDEO`, each a process of its own (tasks/benchmark_corpus.py).
+
+    python -m tasks.benchmark -c CONFIG --live [--rate 10 --frames 100 --wts CHECKPOINT]
+Latency p50 / p95 and dropped frames of a stream served at --rate, per window mode (tasks/benchmark_live.py).
 """
 
 import argparse
@@ -90,6 +93,7 @@ from loss import LOSSES
 from network import build_model
 from network.cost import count_flops, count_parameters
 from tasks.benchmark_settings import SETTINGS, compare_settings
+from tasks.benchmark_live import add_live_arguments, report_live_benchmark
 from tasks.setup import setup_run
 from utils.config import Task, choices, load_config, validate
 from utils.files import write_json
@@ -352,6 +356,7 @@ def parse_args(argv=None):
                         help="count parameters and FLOPs of every model variant instead of timing")
     parser.add_argument("--corpus", type=int, default=0, metavar="N",
                         help="time one --input run over N generated videos against N runs of one video each")
+    add_live_arguments(parser)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)
     if min(args.runs, args.frames, args.height, args.width) < 1 or min(args.warmup, args.end_to_end_runs,
@@ -375,6 +380,9 @@ def run_benchmark(args) -> None:
         report_corpus_benchmark(cfg, args.config, args.overrides, args)
         return
     run = setup_run(cfg, Task.BENCHMARK)
+    if args.live:
+        report_live_benchmark(cfg, args, run)
+        return
     if args.settings:
         compare_settings(cfg, run.device, args, run.results_dir, window_of(cfg, args.height, args.width),
                          device_name(run.device))

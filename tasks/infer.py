@@ -25,6 +25,7 @@ from inference_handlers.inference.runner import run_inference
 from tasks.distributed import gather_objects, is_main_process, shard
 from tasks.setup import LOG_FILE_ONLY
 from utils.files import write_csv, write_json
+from utils.config_live import is_live_input
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ def outputs_fingerprint(cfg, weights_path: str) -> dict:
     inference = dataclasses.asdict(cfg.inference)
     for key in OUTPUT_NEUTRAL:
         del inference[key]
+    window = inference.pop("live")["window"]  # of inference.live only the window mode makes a file's masks
+    if window != "centered":
+        inference["window"] = window  # centered: the fingerprint of the runs from before the key
     return {"weights": str(Path(weights_path).resolve()), "weights_size": stat.st_size,
             "weights_mtime_ns": stat.st_mtime_ns, "model": model, "input": dataclasses.asdict(cfg.input),
             "inference": inference}
@@ -55,6 +59,9 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     started = time.perf_counter()
     model, _ = load_model(cfg.model, weights_path)
     model.to(run.device)
+    if input_path and is_live_input(input_path):
+        from tasks.live import infer_live
+        return infer_live(cfg, run, model, input_path, show_progress=is_main_process())
     if input_path and is_corpus_input(input_path):
         from tasks.corpus import infer_corpus
         return infer_corpus(cfg, run, model, weights_path, input_path, outputs_fingerprint(cfg, weights_path),

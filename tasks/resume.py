@@ -84,16 +84,16 @@ class StopSignals:
     name) instead of killing the process; the loop checks it after every step, writes last.pth
     and returns. A second SIGINT (Ctrl-C twice) interrupts at once."""
 
-    def __init__(self):
+    def __init__(self, stopping: str = "stopping after this step and writing last.pth"):
         self.received: str | None = None
         self.previous = {}
+        self.stopping = stopping  # what the process does now, for the log line
 
     def _handle(self, signum, frame) -> None:
         if self.received and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
-        logger.warning("%s received: stopping after this step and writing last.pth "
-                       "(Ctrl-C again to stop at once)", self.received)
+        logger.warning("%s received: %s (Ctrl-C again to stop at once)", self.received, self.stopping)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datasets.live_source import shown
 from tasks.distributed import (init_process_group, is_initialized,
                                is_main_process, rank, world_size)
 from utils.config import Task, dump_yaml
@@ -129,5 +130,5 @@ def setup_run(cfg, task: Task, input_path: str | None = None, verbose: bool = Fa
     logging.getLogger(__name__).info("versions: %s", run.versions, extra=LOG_FILE_ONLY)
     if input_path is not None:
         logging.getLogger(__name__).info("--input %s: outputs go to %s/, a run folder of its own (the test set's "
-                                         "run stays in %s/)", input_path, run.results_dir, RESULTS / cfg.name)
+                                         "run stays in %s/)", shown(input_path), run.results_dir, RESULTS / cfg.name)
     return run

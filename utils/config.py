@@ -24,6 +24,7 @@ import yaml
 
 from utils.config_loading import (check_choices, literal_values, merge, override_mapping, read_config_file,
                                   without_obsolete_keys)
+from utils.config_live import LiveConfig, is_live_input, validate_live
 from utils.errors import UserError
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -262,6 +263,8 @@ class InferenceConfig:
     write_queue: int = 16
     # --task infer also writes results/<name>/report.html and per_frame.json
     report: bool = True
+    # live sources and the window mode (utils/config_live.py)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
 
 @dataclass
@@ -392,7 +395,8 @@ def validate(cfg: Config, task: Task, input_path: str | None = None) -> None:
     validating = task is Task.TRAIN and cfg.train.validate_every > 0
     _validate_data(cfg.data, reads_train=input_path is None and task is Task.TRAIN,
                    reads_test=input_path is None and (task in (Task.INFER, Task.EVAL) or validating))
-    named_later = input_path is not None and (input_path.startswith("@") or glob.has_magic(input_path))
+    validate_live(cfg.inference.live)
+    named_later = input_path is not None and (input_path[:1] == "@" or glob.has_magic(input_path) or is_live_input(input_path))
     if input_path is not None and not named_later and not Path(input_path).exists():
         raise UserError(f"--input: no such file or folder: {input_path}")
     if task is Task.TRAIN and cfg.model.backbone_weights and not Path(cfg.model.backbone_weights).is_file():

@@ -19,6 +19,9 @@ The pipeline keeps the device busy:
                     goes back to the reader, and that of released means to the sums (TensorPool)
 The results do not depend on batch_size or prefetch_frames (windows are summed in the same
 order); the masks equal those of PIL's nearest-neighbour resize of the argmax (`nearest_indices`).
+`predict` runs a sequence's windows (inference.live.window: the centered offline schedule or the
+causal one); `predict_batches` runs windows handed in as frames arrive, for live sources
+(inference_handlers/inference/live.py), with the same accumulation.
 """
 
 import collections
@@ -31,7 +34,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from datasets.clip_sampling import sliding_windows, window_stride
+from datasets.clip_sampling import schedule_windows, window_stride
 from datasets.sequence import Sequence
 from datasets.transforms import (crop_padding, frame_tensor, padding_for, prepare_test_frame, resize_image,
                                  resized_shape)
@@ -141,6 +144,7 @@ class SaliencyEngine:
         self.clip_length = input_config.clip_length
         self.stride = window_stride(input_config.clip_length, inference.clip_overlap, inference.dense)
         self.tail = inference.tail
+        self.window_mode = inference.live.window  # centered | causal (datasets.clip_sampling.schedule_windows)
         self.resize_mode = input_config.test_resize
         self.resize_size = input_config.test_size
         self.device = device
@@ -168,7 +172,10 @@ class SaliencyEngine:
         a (3, H, W) float tensor (prepare_test_frame), or with prepare_on_device the resized uint8
         (H, W, 3) frame, pinned for a CUDA device: a quarter of the bytes to copy, and the float
         conversion and padding (`frame_tensor`, the same values) done by the device."""
-        image = frames[index]
+        return self.prepare(frames[index])
+
+    def prepare(self, image: np.ndarray):
+        """`_load` of one uint8 (h, w, 3) frame: (prepared frame, padding, (h, w), the frame)."""
         if not self.prepare_on_device:
             with intra_op_threads(1):  # in a reader thread: no team of OpenMP threads spinning beside it
                 tensor, pad = prepare_test_frame(image, self.resize_mode, self.resize_size, self.frame_pool.take())
@@ -231,14 +238,27 @@ class SaliencyEngine:
 
         Frames and running sums stay on the device; a frame's mean and mask move to the CPU once.
         """
-        windows = sliding_windows(sequence.num_frames, self.clip_length, self.stride, self.tail)
+        windows = schedule_windows(sequence.num_frames, self.clip_length, self.stride, self.tail, self.window_mode)
         frames = prefetch(self._prepared_frames(sequence), self.prefetch_frames, name="frame-reader")
         with contextlib.closing(frames):
-            yield from self._predict_windows(sequence, frames, windows, with_frames)
+            yield from self.predict_batches(frames, self.batches(windows, sequence.num_frames), with_frames)
 
-    def _predict_windows(self, sequence: Sequence, frames: Iterator, windows,
-                         with_frames: bool) -> Iterator[FramePrediction]:
-        """The windows in batches; everything but the network with one intra-op thread
+    def batches(self, windows: list, num_frames: int) -> Iterator[tuple[list, int, int]]:
+        """The windows of a sequence of `num_frames` frames as `predict_batches` takes them: after
+        each batch, the frames before the next batch's first frame are finished and dropped."""
+        for first in range(0, len(windows), self.batch_size):
+            after = first + self.batch_size
+            next_first = num_frames if after >= len(windows) else min(windows[after].frames)
+            yield windows[first:after], next_first, next_first
+
+    def predict_batches(self, frames: Iterator, batches: Iterator[tuple[list, int, int]],
+                        with_frames: bool) -> Iterator[FramePrediction]:
+        """Predictions of the frames of `frames` (`_load`s, in frame order) under `batches`:
+        (windows, finished_before, kept_from) triples, where the frames before `finished_before`
+        get no more windows (their means are handed out) and the frames before `kept_from` are read
+        by no later window (kept_from <= finished_before); a batch may be empty (frames finish
+        without a window, e.g. when a live source's length rules a tail window out).
+        The windows in batches; everything but the network with one intra-op thread
         (`intra_op_threads`). The clips and the probabilities of a batch are written into buffers
         that every batch reuses, on a CPU the next sequence's too (taken from the engine while in
         use, so that two predictions at once do not share them): on a CPU, fresh tensors of this size
@@ -246,25 +266,24 @@ class SaliencyEngine:
         computes. On a CPU the frames no window needs any more go back to the frame pool."""
         cache, sums, counts, loaded = {}, {}, {}, 0
         buffers, self.buffers = self.buffers, {}
-        for first in range(0, len(windows), self.batch_size):
-            batch = windows[first:first + self.batch_size]
+        for batch, finished_before, kept_from in batches:
+            if batch:
+                with intra_op_threads(1):
+                    for frame in range(loaded, max(max(window.frames) for window in batch) + 1):
+                        tensor, pad, shape, image = next(frames)  # frames arrive in increasing order
+                        cache[frame] = (self._to_device(tensor, pad), pad, shape, image if with_frames else None)
+                        loaded = frame + 1
+                    clips = self._clips(batch, cache, buffers)              # (B, 3, T, H, W)
+                out = buffers.get("probabilities")
+                probabilities = self.forward_windows(clips, None if out is None else out[:len(batch)])
+                if out is None or probabilities.data_ptr() != out.data_ptr():       # (B, K, T, H, W)
+                    buffers["probabilities"] = probabilities  # the first batch, or another shape than before
+                with intra_op_threads(1):
+                    self._accumulate(batch, probabilities, sums, counts, self.mean_pool)
             with intra_op_threads(1):
-                for frame in range(loaded, max(max(window.frames) for window in batch) + 1):
-                    tensor, pad, shape, image = next(frames)  # frames arrive in increasing order
-                    cache[frame] = (self._to_device(tensor, pad), pad, shape, image if with_frames else None)
-                    loaded = frame + 1
-                clips = self._clips(batch, cache, buffers)              # (B, 3, T, H, W)
-            out = buffers.get("probabilities")
-            probabilities = self.forward_windows(clips, None if out is None else out[:len(batch)])
-            if out is None or probabilities.data_ptr() != out.data_ptr():       # (B, K, T, H, W)
-                buffers["probabilities"] = probabilities  # the first batch, or another shape than before
-            after = first + len(batch)
-            next_first = sequence.num_frames if after == len(windows) else min(windows[after].frames)
-            with intra_op_threads(1):
-                self._accumulate(batch, probabilities, sums, counts, self.mean_pool)
-                finished = self._finish(sorted(f for f in sums if f < next_first), sums, counts, cache)
+                finished = self._finish(sorted(f for f in sums if f < finished_before), sums, counts, cache)
             yield from finished
-            for frame in [f for f in cache if f < next_first]:
+            for frame in [f for f in cache if f < kept_from]:
                 tensor = cache.pop(frame)[0]
                 if self.reuses_memory and not self.prepare_on_device:  # a frame the reader prepared
                     self.frame_pool.give(tensor)
