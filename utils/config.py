@@ -242,20 +242,17 @@ class InferenceConfig:
     overlay: bool = False
     # false: a re-run skips sequences whose outputs are complete | true: predict every sequence
     overwrite: bool = False
-    # inference and validation autocast: fp32 | bf16 | fp16 (CUDA; fp32 on the CPU) | int8 (CPU,
-    # openvino backend: the heaviest convolutions int8, the rest bf16; validation runs bf16)
+    # fp32 | bf16 | fp16 (CUDA) | int8 (CPU, openvino: heaviest convolutions int8, rest bf16)
     precision: InferencePrecision = "fp32"
     # sliding windows per forward pass (results do not depend on it)
     batch_size: int = 1
-    # network and clips in the channels_last_3d memory format; auto: on for bf16 on the CPU with
-    # the torch backend (1.1x there), off otherwise and in validation during training
+    # channels_last_3d memory format; auto: on for bf16 with the torch backend on the CPU only
     channels_last: Literal[True, False, "auto"] = "auto"
     # run the network through torch.compile (eager, with a warning, when compiling fails)
     compile: bool = False
     # BatchNorm folded into the convolution before it (not in validation during training)
     fold_bn: bool = True
-    # network runtime: auto (openvino for precision int8, else torch) | torch | openvino (CPU;
-    # pip install -r requirements-openvino.txt)
+    # auto (openvino for int8, else torch) | torch | openvino (CPU, requirements-openvino.txt)
     backend: Literal["auto", "torch", "openvino"] = "auto"
     # frames prepared ahead of the network by a background thread (0 = in the main thread)
     prefetch_frames: int = 16
