@@ -1,4 +1,4 @@
-"""`python -m tasks.gpu_report --smoke`: the GPU report's code on the CPU with the demo's tiny
+"""`python -m tools.gpu_report --smoke`: the GPU report's code on the CPU with the demo's tiny
 model: every part writes its rows to the JSON, a failing row is recorded and the others still
 run, and the Markdown table has a line per row. The parts' time budgets (a part skips the rows that
 would start after its budget) are lifted to an hour each, so that every row runs on any machine."""
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tasks import benchmark
-from tools import gpu_report
+from tasks import benchmark, gpu_report
+from tools import gpu_report as gpu_report_command
 
 
 @pytest.mark.slow  # every part of the report, about 12 s
@@ -26,7 +26,7 @@ def test_smoke_report_has_every_part_and_survives_a_failing_row(tmp_path, monkey
     monkeypatch.setattr(benchmark, "benchmark", first_row_fails)
     unbounded = {part: 3600 for part in gpu_report.SMOKE.budgets}
     monkeypatch.setattr(gpu_report, "SMOKE", SimpleNamespace(**{**vars(gpu_report.SMOKE), "budgets": unbounded}))
-    assert gpu_report.main(["--smoke", "--out", "report.json"]) == 0
+    assert gpu_report_command.main(["--smoke", "--out", "report.json"]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     rows = {(row["part"], row["name"]): row for row in report["rows"]}
     assert report["settings"]["smoke"] and report["settings"]["device"] == "cpu"

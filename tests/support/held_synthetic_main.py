@@ -1,4 +1,4 @@
-"""`python held_synthetic_main.py ARGS...`: `python -m datasets.synthetic ARGS...` that stops midway,
+"""`python held_synthetic_main.py ARGS...`: `python -m tools.generate_synthetic ARGS...` that stops midway,
 so that a test can kill the generation while it writes the files, whatever the machine's speed.
 
 The environment says where: after HOLD_AFTER_FRAMES frames (JPEG files) are written, it writes the
@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import datasets.synthetic  # noqa: E402
+from tools.generate_synthetic import main  # noqa: E402
 
 unheld_write_jpeg = datasets.synthetic.write_jpeg
 frames_left = [int(os.environ["HOLD_AFTER_FRAMES"])]
@@ -33,4 +34,4 @@ def held_write_jpeg(path, image) -> None:
 datasets.synthetic.write_jpeg = held_write_jpeg
 
 if __name__ == "__main__":
-    raise SystemExit(datasets.synthetic.main())
+    raise SystemExit(main())
