@@ -22,10 +22,11 @@ from inference_handlers.evaluation.protocols import (format_table, merge_summari
                                                      without_records)
 from inference_handlers.inference import build_engine
 from inference_handlers.inference.runner import run_inference
-from tasks.distributed import gather_objects, is_main_process, shard
+from tasks.distributed import gather_objects, is_main_process, shard, world_size
 from tasks.setup import LOG_FILE_ONLY
-from utils.files import write_csv, write_json
 from utils.config_live import is_live_input
+from utils.errors import UserError
+from utils.files import write_csv, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ def infer(cfg, run, weights_path: str, write_files: bool = True, input_path: str
     weights in `weights_path`; return the summary of all processes (protocols.summarise; for many
     videos with the counts of tasks.corpus.infer_corpus)."""
     started = time.perf_counter()
+    if input_path and is_live_input(input_path) and world_size() > 1:
+        raise UserError(f"--input {input_path}: a live source is read by one process; run it without torchrun "
+                        f"(this run has {world_size()} processes)")
     model, _ = load_model(cfg.model, weights_path)
     model.to(run.device)
     if input_path and is_live_input(input_path):
