@@ -3,7 +3,6 @@ the same outputs, skipping the complete videos; torchrun ranks (one machine, or 
 nodes) write each video once and end with status 3 after rank 0 has written everything; the
 benchmark of one corpus run against one run per video."""
 
-import contextlib
 import json
 import os
 import re
@@ -13,49 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-import main
-from checkpoints.training import save_checkpoint
-from network import build_model
-from utils.config import load_config, to_dict
 
-from support.corpus import SEQUENCES, infer_args, masks, noise_frames, run_in, write_corpus
+from support.corpus import SEQUENCES, infer_args, masks, noise_frames, run_in
 from support.kills import run_until_killed, temp_files
 from support.paths import REPO_ROOT, TINY_CONFIG
 from support.videos import write_video
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread, as the subprocesses run with OMP_NUM_THREADS=1 (another thread count
-    changes the sums' rounding, and the masks compared byte for byte)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    cfg = load_config(TINY_CONFIG)
-    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
-    save_checkpoint(path, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0, config=to_dict(cfg))
-    return path
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("inputs") / "clips")
-
-
-@pytest.fixture(scope="module")
-def folder_run(tmp_path_factory, tiny_weights, corpus) -> Path:
-    """results/tiny/clips of one uninterrupted run over the clean corpus folder (the reference)."""
-    cwd = tmp_path_factory.mktemp("folder-run")
-    with contextlib.chdir(cwd):
-        assert main.main(infer_args(tiny_weights, str(corpus))) == 0
-    return cwd / "results/tiny/clips"
+def one_thread_in_this_module(one_thread):
+    """The corpus runs of this module with one intra-op thread (support/corpus_fixtures.py)."""
 
 
 @pytest.mark.slow

@@ -5,23 +5,13 @@ import numpy as np
 import pytest
 
 import main
-from checkpoints.training import save_checkpoint
 from datasets.io import read_mask, read_rgb
 from inference_handlers.segmenter import Segmenter
-from network import build_model
-from utils.config import load_config, to_dict
 
 from support.data_trees import write_fbms_official, write_mini_davis, write_visal_flat
 from support.paths import TINY_CONFIG
 from support.videos import decode_all, write_video
 
-
-@pytest.fixture
-def tiny_weights(tmp_path):
-    cfg = load_config(TINY_CONFIG)
-    path = tmp_path / "tiny.pth"
-    save_checkpoint(path, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0, config=to_dict(cfg))
-    return path
 
 
 @pytest.mark.slow

@@ -15,23 +15,14 @@ import numpy as np
 import pytest
 
 import main
-from checkpoints.training import save_checkpoint
 from datasets.io import read_mask
-from network import build_model
 from tasks.benchmark_live import StreamServer, encode_mpegts, moving_square_frames
-from utils.config import load_config, to_dict
+from utils.config import load_config
 
 from support.paths import REPO_ROOT, TINY_CONFIG
 
 FAST = ["inference.live.open_timeout=5", "inference.live.read_timeout=2", "inference.live.backoff=0.1"]
 
-
-@pytest.fixture
-def tiny_weights(tmp_path):
-    cfg = load_config(TINY_CONFIG)
-    path = tmp_path / "tiny.pth"
-    save_checkpoint(path, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0, config=to_dict(cfg))
-    return path
 
 
 def command(weights, source, *overrides):

@@ -5,25 +5,14 @@ Segmenter, eval on FBMS and ViSal: tests/e2e/test_inference_of_videos_fbms_and_v
 import json
 import re
 
-import pytest
 
 import main
-from checkpoints.training import save_checkpoint
 from datasets.io import read_rgb
-from network import build_model
-from utils.config import load_config, to_dict
 
 from support.data_trees import write_mini_davis
 from support.paths import TINY_CONFIG
 from support.videos import write_video
 
-
-@pytest.fixture
-def tiny_weights(tmp_path):
-    cfg = load_config(TINY_CONFIG)
-    path = tmp_path / "tiny.pth"
-    save_checkpoint(path, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0, config=to_dict(cfg))
-    return path
 
 
 def test_input_goes_with_task_infer_only(tmp_path, tiny_weights, capsys):

@@ -4,7 +4,6 @@ that does not read fails alone (failures.json, exit status 3); the videos are sp
 by length; the report lists every video. (Killed runs and torchrun ranks:
 tests/e2e/test_corpus_killed_and_under_torchrun.py.)"""
 
-import contextlib
 import json
 import re
 import shutil
@@ -20,16 +19,12 @@ import main
 import tasks.corpus_progress
 from datasets.corpus import is_corpus_input, list_corpus
 from inference_handlers.evaluation.report import RUN_THUMBNAILS
-from network import build_model
 from tasks.corpus_progress import JobProgress
 from tasks.distributed import balanced_shares
-from checkpoints.training import save_checkpoint
-from utils.config import load_config, to_dict
 from utils.errors import UserError
 
 from support.corpus import (HEIGHT, LENGTHS, SEQUENCES, WIDTH, infer_args, masks, noise_frames, run_in,
                             write_corpus)
-from support.paths import TINY_CONFIG
 from support.videos import write_video
 
 
@@ -48,35 +43,8 @@ def truncated_video(path: Path, frames: int = 20) -> Path:
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread, as the subprocesses run with OMP_NUM_THREADS=1 (another thread count
-    changes the sums' rounding, and the masks compared byte for byte)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory) -> Path:
-    cfg = load_config(TINY_CONFIG)
-    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
-    save_checkpoint(path, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0, config=to_dict(cfg))
-    return path
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    return write_corpus(tmp_path_factory.mktemp("inputs") / "clips")
-
-
-@pytest.fixture(scope="module")
-def folder_run(tmp_path_factory, tiny_weights, corpus) -> Path:
-    """results/tiny/clips of one uninterrupted run over the clean corpus folder (the reference)."""
-    cwd = tmp_path_factory.mktemp("folder-run")
-    with contextlib.chdir(cwd):
-        assert main.main(infer_args(tiny_weights, str(corpus))) == 0
-    return cwd / "results/tiny/clips"
+def one_thread_in_this_module(one_thread):
+    """The corpus runs of this module with one intra-op thread (support/corpus_fixtures.py)."""
 
 
 # Listing --------------------------------------------------------------------------------------------
