@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import av
 import numpy as np
 
-from utils.config_live import DEVICE_PREFIX, STDIN_INPUT, STREAM_SCHEMES, LiveConfig
+from utils.config_live import DEVICE_PREFIX, STDIN_INPUT, LiveConfig, is_stream_url
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,9 @@ class LiveFrame:
     captured: float           # time.monotonic() when the frame was decoded
 
 
-def is_url(spec: str) -> bool:
-    return urlsplit(spec).scheme.lower() in STREAM_SCHEMES
-
-
 def shown(spec: str) -> str:
     """The source as logs and errors name it: a URL's user name and password left out."""
-    if not is_url(spec):
+    if not is_stream_url(spec):
         return "stdin" if spec == STDIN_INPUT else spec
     parts = urlsplit(spec)
     host = parts.hostname or ""
@@ -72,16 +68,17 @@ def live_input_name(spec: str) -> str:
 
 def default_drop(spec: str) -> str:
     """inference.live.drop = auto: oldest for URLs and cameras, none for stdin and files."""
-    return "oldest" if is_url(spec) or spec.startswith(DEVICE_PREFIX) else "none"
+    return "oldest" if is_stream_url(spec) or spec.startswith(DEVICE_PREFIX) else "none"
 
 
 def open_container(spec: str, live: LiveConfig):
     """The PyAV input container of `spec`, with the open and read timeouts (av.open)."""
+    timeout = (live.open_timeout, live.read_timeout)
     if spec == STDIN_INPUT:
-        return av.open("pipe:0", timeout=(live.open_timeout, live.read_timeout))
+        return av.open("pipe:0", timeout=timeout)
     if spec.startswith(DEVICE_PREFIX):
-        return av.open(spec, format="v4l2", timeout=(live.open_timeout, live.read_timeout))
-    return av.open(spec, timeout=(live.open_timeout, live.read_timeout))
+        return av.open(spec, format="v4l2", timeout=timeout)
+    return av.open(spec, timeout=timeout)
 
 
 def decoded_frames(container):
@@ -278,7 +275,7 @@ def open_capture(spec: str, live: LiveConfig) -> Capture:
         frames = decoded_frames(container)
         return ClosingReader(frames, container)
 
-    return Capture(open_reader, shown(spec), live, drop, reconnectable=is_url(spec)).start()
+    return Capture(open_reader, shown(spec), live, drop, reconnectable=is_stream_url(spec)).start()
 
 
 class ClosingReader:

@@ -27,14 +27,14 @@ import numpy as np
 from tqdm import tqdm
 
 from datasets.corpus import input_name
-from datasets.live_source import first_line, is_url, open_capture, shown
+from datasets.live_source import first_line, open_capture, shown
 from inference_handlers.inference import build_engine
 from inference_handlers.inference.live import LatencyLog, stream_predictions
 from inference_handlers.inference.writers import OverlayEncoder, overlay_codec, write_mask
-from utils.files import write_csv, write_json
 from tasks.resume import StopSignals
+from utils.config_live import is_stream_url
 from utils.errors import UserError
-from utils.files import atomic_path
+from utils.files import atomic_path, write_csv, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def overlay_output(target: str):
     if not target:
         yield None
         return
-    if is_url(target):
+    if is_stream_url(target):
         try:
             container = av.open(target, mode="w", format="mpegts")
         except av.FFmpegError as error:

@@ -43,12 +43,16 @@ class LiveConfig:
     masks_to_stdout: bool = False
 
 
+def is_stream_url(spec) -> bool:
+    """`spec` is a URL (scheme://...) of one of STREAM_SCHEMES."""
+    scheme, separator, _ = str(spec).partition("://")
+    return bool(separator) and scheme.lower() in STREAM_SCHEMES
+
+
 def is_live_input(spec) -> bool:
     """`--input spec` names a live source: a stream URL, a V4L2 camera or `-` (stdin)."""
     spec = str(spec)
-    scheme, separator, _ = spec.partition("://")
-    return (spec == STDIN_INPUT or spec.startswith(DEVICE_PREFIX)
-            or (bool(separator) and scheme.lower() in STREAM_SCHEMES))
+    return spec == STDIN_INPUT or spec.startswith(DEVICE_PREFIX) or is_stream_url(spec)
 
 
 def validate_live(live: LiveConfig) -> None:
