@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
 from support.corpus import SEQUENCES, infer_args, masks, noise_frames, run_in
 from support.kills import run_until_killed, temp_files
 from support.paths import REPO_ROOT, TINY_CONFIG

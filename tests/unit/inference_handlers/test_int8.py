@@ -3,25 +3,22 @@ its refusals, and its masks against fp32 eager on the tiny model; what `auto` re
 inference.backend and inference.channels_last."""
 
 import logging
-import sys
 
 import pytest
 import torch
 
-import main
-from checkpoints.training import save_checkpoint
 from datasets.davis import index_davis
 from inference_handlers.inference.backends import resolved_settings, runtime, uses_channels_last
 from inference_handlers.inference.quantized import NNCF_REQUIREMENT, heavy_convolutions
-from network import build_model
 from tasks.benchmark_settings import cpu_description
-from utils.config import InferenceConfig, load_config, to_dict
+from utils.config import InferenceConfig, load_config
 from utils.config_loading import check_choices
 from utils.errors import UserError
 
 from support.data_trees import write_mini_davis
 from support.engines import AGREEMENT, agreement, engine, probabilities, tiny_model
 from support.paths import TINY_CONFIG
+from support.tiny_runs import infer_without
 
 
 @pytest.mark.parametrize("precision, backend, expected", [
@@ -95,15 +92,7 @@ def test_the_processor_line_names_the_model_and_the_flags():
 
 def test_a_missing_nncf_is_one_error_line_naming_what_to_install(tmp_path, monkeypatch, capsys):
     pytest.importorskip("openvino")
-    cfg = load_config(TINY_CONFIG)
-    weights = tmp_path / "tiny.pth"
-    save_checkpoint(weights, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0, config=to_dict(cfg))
-    root = write_mini_davis(tmp_path / "DAVIS", names=("bear",), num_frames=4)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setitem(sys.modules, "nncf", None)  # `import nncf` raises ImportError
-    status = main.main(["-c", str(TINY_CONFIG), "--task", "infer", "--wts", str(weights), f"data.test_root={root}",
-                        "inference.precision=int8"])
-    lines = capsys.readouterr().err.strip().splitlines()
+    status, lines = infer_without("nncf", "inference.precision=int8", tmp_path, monkeypatch, capsys)
     assert status == 2 and [line for line in lines if line.startswith("error:")] == lines[-1:] == [
         f"error: inference.precision = int8 needs the nncf package: {NNCF_REQUIREMENT}"]
 

@@ -5,7 +5,6 @@ Segmenter, eval on FBMS and ViSal: tests/e2e/test_inference_of_videos_fbms_and_v
 import json
 import re
 
-
 import main
 from datasets.io import read_rgb
 
