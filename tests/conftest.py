@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))  # the tests' own package: support
 
 from support.data_trees import write_mini_davis  # noqa: E402
 
-pytest_plugins = ["support.corpus_fixtures"]  # tiny_weights and the corpus tests' fixtures
+pytest_plugins = ["support.shared_fixtures"]  # tiny_weights, inferred and the corpus tests' fixtures
 
 
 def fail_if_a_package_is_missing(report) -> None:

@@ -21,7 +21,7 @@ from support.videos import write_video
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread_in_this_module(one_thread):
-    """The corpus runs of this module with one intra-op thread (support/corpus_fixtures.py)."""
+    """The corpus runs of this module with one intra-op thread (support/shared_fixtures.py)."""
 
 
 @pytest.mark.slow

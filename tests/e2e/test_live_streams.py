@@ -12,25 +12,13 @@ import av
 import numpy as np
 import pytest
 
-from checkpoints.training import save_checkpoint
 from inference_handlers.segmenter import Segmenter
-from network import build_model
 from tasks.benchmark_live import StreamServer, encode_mpegts, moving_square_frames
-from utils.config import load_config, to_dict
 from utils.errors import UserError
 
-from support.paths import TINY_CONFIG
 
 FRAMES = 14
 FAST = ["inference.live.open_timeout=5", "inference.live.read_timeout=1", "inference.live.backoff=0.1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    cfg = load_config(TINY_CONFIG)
-    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
-    save_checkpoint(path, model_state=build_model(cfg.model).state_dict(), epoch=0, iteration=0, config=to_dict(cfg))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ without script errors, every image is there, the screenshot is not blank, and th
 are those of metrics.json. (Checks of the reports that need no browser:
 tests/unit/inference_handlers/test_report.py.)"""
 
-import contextlib
 import json
 import shutil
 
@@ -22,7 +21,7 @@ from utils.config import InferenceConfig
 from support.browser import cell_values, fresh_profile, start_chromium, view
 from support.data_trees import write_mini_davis
 from support.engines import make_engine
-from support.tiny_runs import infer, save_untrained_checkpoint
+from support.tiny_runs import infer
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +29,6 @@ def browser():
     driver = start_chromium(fresh_profile())
     yield driver
     driver.quit()
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    return save_untrained_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pth")
-
-
-@pytest.fixture(scope="module")
-def inferred(tmp_path_factory, tiny_weights):
-    """A folder with a mini DAVIS tree (2 sequences of 10 frames) and results/tiny of the tiny model."""
-    folder = tmp_path_factory.mktemp("run")
-    root = write_mini_davis(folder / "DAVIS")
-    with contextlib.chdir(folder):
-        infer(tiny_weights, root)
-    return folder
 
 
 def check_page(driver, path):

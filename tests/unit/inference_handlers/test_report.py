@@ -2,32 +2,14 @@
 once at set-up, and the comparison refuses runs of another protocol or ground truth (the pages in a
 headless Chromium: tests/e2e/test_report_in_browser.py)."""
 
-import contextlib
 import shutil
-
-import pytest
 
 import tasks.setup
 from tools.evaluate import main as evaluate_main
 from tools.compare import main as compare_main
 
 from support.data_trees import write_mini_davis
-from support.tiny_runs import infer, save_untrained_checkpoint
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    return save_untrained_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pth")
-
-
-@pytest.fixture(scope="module")
-def inferred(tmp_path_factory, tiny_weights):
-    """A folder with a mini DAVIS tree (2 sequences of 10 frames) and results/tiny of the tiny model."""
-    folder = tmp_path_factory.mktemp("run")
-    root = write_mini_davis(folder / "DAVIS")
-    with contextlib.chdir(folder):
-        infer(tiny_weights, root)
-    return folder
+from support.tiny_runs import infer
 
 
 def test_the_report_names_the_versions_found_at_set_up(tmp_path, monkeypatch, tiny_weights):

@@ -44,7 +44,7 @@ def truncated_video(path: Path, frames: int = 20) -> Path:
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread_in_this_module(one_thread):
-    """The corpus runs of this module with one intra-op thread (support/corpus_fixtures.py)."""
+    """The corpus runs of this module with one intra-op thread (support/shared_fixtures.py)."""
 
 
 # Listing --------------------------------------------------------------------------------------------

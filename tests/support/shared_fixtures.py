@@ -1,6 +1,7 @@
-"""Fixtures registered in tests/conftest.py: the tiny model's untrained checkpoint, and for the
-corpus tests (tests/unit/tasks/test_corpus.py, tests/e2e/test_corpus_killed_and_under_torchrun.py)
-one intra-op thread, the clean corpus folder and one uninterrupted run over it."""
+"""Fixtures registered in tests/conftest.py: the tiny model's untrained checkpoint and a run of it
+on a mini DAVIS tree (the report tests); for the corpus tests (tests/unit/tasks/test_corpus.py,
+tests/e2e/test_corpus_killed_and_under_torchrun.py) one intra-op thread, the clean corpus folder
+and one uninterrupted run over it."""
 
 import contextlib
 from pathlib import Path
@@ -11,7 +12,8 @@ import torch
 import main
 
 from support.corpus import infer_args, write_corpus
-from support.tiny_runs import save_untrained_checkpoint
+from support.data_trees import write_mini_davis
+from support.tiny_runs import infer, save_untrained_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,16 @@ def one_thread():
 def tiny_weights(tmp_path_factory) -> Path:
     """An untrained checkpoint of the tiny model (tests/support/tiny.yaml), one per test module."""
     return save_untrained_checkpoint(tmp_path_factory.mktemp("weights") / "tiny.pth")
+
+
+@pytest.fixture(scope="module")
+def inferred(tmp_path_factory, tiny_weights):
+    """A folder with a mini DAVIS tree (2 sequences of 10 frames) and results/tiny of the tiny model."""
+    folder = tmp_path_factory.mktemp("run")
+    root = write_mini_davis(folder / "DAVIS")
+    with contextlib.chdir(folder):
+        infer(tiny_weights, root)
+    return folder
 
 
 @pytest.fixture(scope="module")
